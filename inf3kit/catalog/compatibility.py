@@ -1,0 +1,111 @@
+"""The compatibility matrix: which Neuron SDK, DLAMI and serving images suit each family.
+
+Synthesis asks it before building anything, so a combination that cannot work (an image that
+does not support the family) fails with a message saying what would work instead.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from inf3kit.catalog.hardware import (
+    CATALOG_ENV,
+    CatalogError,
+    deep_merge,
+    family_of,
+    read_yaml_mapping,
+    shipped_file,
+)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FamilySupport(_Strict):
+    min_neuron_sdk: str
+    sdk_line: str
+    dlami_ssm_parameter: str
+    source: str
+    status: Literal["ga", "provisional"] = "ga"
+
+
+class ServingImage(_Strict):
+    description: str
+    families: list[str]
+    source: str
+    base: str | None = None
+
+
+class CompatibilityData(_Strict):
+    families: dict[str, FamilySupport] = Field(default_factory=dict)
+    images: dict[str, ServingImage] = Field(default_factory=dict)
+
+
+class Compatibility:
+    """Answers 'does X run on Y' and, when it does not, 'what does'."""
+
+    def __init__(self, data: CompatibilityData) -> None:
+        self.data = data
+
+    def family(self, instance_type: str) -> FamilySupport:
+        name = family_of(instance_type)
+        try:
+            return self.data.families[name]
+        except KeyError:
+            known = ", ".join(sorted(self.data.families))
+            raise ValueError(
+                f"instance family {name!r} (from {instance_type!r}) has no Neuron support entry; "
+                f"supported families: {known}. Add it to your catalog override file under "
+                "`compatibility.families`."
+            ) from None
+
+    def dlami_parameter(self, instance_type: str) -> str:
+        return self.family(instance_type).dlami_ssm_parameter
+
+    def images_for(self, instance_type: str) -> list[str]:
+        fam = family_of(instance_type)
+        return [name for name, img in self.data.images.items() if fam in img.families]
+
+    def check_image(self, image: str, instance_type: str) -> None:
+        """Raise ValueError if `image` cannot serve on `instance_type`, naming what can."""
+        fam = family_of(instance_type)
+        known = self.data.images.get(image)
+        if known is None:
+            raise ValueError(
+                f"serving image {image!r} is not in the compatibility matrix; known images: "
+                f"{', '.join(sorted(self.data.images))}"
+            )
+        if fam not in known.families:
+            options = self.images_for(instance_type)
+            suggestion = (
+                f"images that support {fam}: {', '.join(options)}"
+                if options
+                else f"no known image supports {fam}"
+            )
+            raise ValueError(
+                f"serving image {image!r} does not support instance family {fam!r} "
+                f"({instance_type}); it supports {', '.join(known.families)}. "
+                f"Fix: pick an instance type of those families, or {suggestion}."
+            )
+
+
+def load_compatibility(override: Path | str | None = None) -> Compatibility:
+    """The shipped matrix merged with the `compatibility:` section of a user catalog file."""
+    raw: dict[str, Any] = read_yaml_mapping(
+        "inf3kit/catalog/data/compatibility.yaml", shipped_file("compatibility.yaml")
+    )
+    override = override or os.environ.get(CATALOG_ENV) or None
+    if override:
+        raw = deep_merge(raw, read_yaml_mapping(override).get("compatibility") or {})
+    try:
+        return Compatibility(CompatibilityData.model_validate(raw))
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+        )
+        raise CatalogError(f"compatibility matrix is invalid: {problems}") from None

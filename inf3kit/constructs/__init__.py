@@ -1,0 +1,26 @@
+"""The inf3kit construct library: typed keyword props, secure defaults, no spec format needed."""
+
+from inf3kit._node import use_wheel_node
+
+use_wheel_node()
+
+from inf3kit.constructs.bundle import ModelBundle  # noqa: E402
+from inf3kit.constructs.hardware_checks import (  # noqa: E402
+    PROVISIONAL_WARNING_ID,
+    check_instance_type,
+    warn_if_provisional,
+)
+from inf3kit.constructs.model_artifacts import ModelArtifacts  # noqa: E402
+from inf3kit.constructs.nag import acknowledge, skip_checkov  # noqa: E402
+from inf3kit.constructs.network import ServiceNetwork  # noqa: E402
+
+__all__ = [
+    "PROVISIONAL_WARNING_ID",
+    "ModelArtifacts",
+    "ModelBundle",
+    "ServiceNetwork",
+    "acknowledge",
+    "check_instance_type",
+    "skip_checkov",
+    "warn_if_provisional",
+]

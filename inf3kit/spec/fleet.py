@@ -1,0 +1,110 @@
+"""The `fleet:` section: an EC2 Auto Scaling fleet of Neuron instances behind a load balancer."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, Field, ValidationInfo, field_validator, model_validator
+
+from inf3kit.spec.base import StrictModel, check_neuron_type
+
+
+class FleetCapacity(StrictModel):
+    min: int = Field(1, ge=0, le=1000)
+    max: int = Field(2, ge=1, le=1000)
+    desired: int | None = Field(None, ge=0, le=1000)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> FleetCapacity:
+        if self.min > self.max:
+            raise ValueError(
+                f"min ({self.min}) is greater than max ({self.max}). "
+                f"Fix: set min <= max, e.g. min: {self.max} or max: {self.min}"
+            )
+        if self.desired is not None and not self.min <= self.desired <= self.max:
+            raise ValueError(
+                f"desired ({self.desired}) is outside min..max ({self.min}..{self.max}). "
+                "Fix: choose a desired count within the range, or drop it"
+            )
+        return self
+
+
+class FleetScaling(StrictModel):
+    requests_per_instance: int | None = Field(400, ge=1, le=1_000_000)
+    neuroncore_utilization_percent: int | None = Field(70, ge=10, le=95)
+
+
+class AmiSource(StrictModel):
+    source: Literal["dlami", "pipeline", "id"] = "dlami"
+    id: str | None = Field(None, pattern=r"^ami-[0-9a-f]{8,17}$")
+
+    @model_validator(mode="after")
+    def _id_matches_source(self) -> AmiSource:
+        if self.source == "id" and self.id is None:
+            raise ValueError(
+                "source 'id' needs an AMI id. Fix: add `id: ami-...`, or use source 'dlami'"
+            )
+        if self.source != "id" and self.id is not None:
+            raise ValueError(
+                f"`id` is only read with source 'id', but source is {self.source!r}. "
+                "Fix: set `source: id`, or remove `id`"
+            )
+        return self
+
+
+class WarmPool(StrictModel):
+    min_size: int = Field(1, ge=0, le=1000)
+    state: Literal["stopped", "hibernated", "running"] = "stopped"
+
+
+class LoadBalancer(StrictModel):
+    public: bool = False
+    certificate_arn: str | None = Field(None, pattern=r"^arn:aws[a-z-]*:acm:")
+
+
+def _ec2_neuron_type(value: str, info: ValidationInfo) -> str:
+    return check_neuron_type(value, info, "ec2")
+
+
+Ec2NeuronType = Annotated[str, AfterValidator(_ec2_neuron_type)]
+
+
+class FleetSpec(StrictModel):
+    instance_types: list[Ec2NeuronType] = Field(min_length=1, max_length=20)
+    capacity: FleetCapacity = FleetCapacity()
+    scaling: FleetScaling = FleetScaling()
+    ami: AmiSource = AmiSource()
+    spot_percent: int = Field(0, ge=0, le=100)
+    warm_pool: WarmPool | None = None
+    load_balancer: LoadBalancer = LoadBalancer()
+    drain_seconds: int = Field(30, ge=0, le=3600)
+
+    @field_validator("instance_types")
+    @classmethod
+    def _each_once(cls, value: list[str]) -> list[str]:
+        duplicates = sorted({t for t in value if value.count(t) > 1})
+        if duplicates:
+            raise ValueError(
+                f"{', '.join(map(repr, duplicates))} listed more than once. "
+                "Fix: list each type once, in order of preference"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _warm_pool_allowed(self) -> FleetSpec:
+        if self.warm_pool is None:
+            return self
+        conflicts = []
+        if len(self.instance_types) > 1:
+            conflicts.append(
+                f"{len(self.instance_types)} instance types (a mixed instances policy)"
+            )
+        if self.spot_percent:
+            conflicts.append(f"spot_percent {self.spot_percent}")
+        if conflicts:
+            raise ValueError(
+                f"warm_pool cannot be combined with {' and '.join(conflicts)}: AWS refuses a "
+                "warm pool on such a group. Fix: drop `warm_pool`, or keep a single instance type "
+                "with spot_percent 0"
+            )
+        return self
