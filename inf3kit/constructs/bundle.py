@@ -50,8 +50,16 @@ class ModelBundle(Construct):
             self.s3_url = str(s3_uri)
 
     def grant_read(self, grantee: iam.IGrantable) -> iam.Grant:
-        """Allow s3:GetObject on the bundle object only."""
-        return self.bucket.grant_read(grantee, self.object_key)
+        """Allow s3:GetObject on the bundle object only (no listing, no other objects).
+
+        A bundle in a bucket encrypted with a customer managed key also needs kms:Decrypt on
+        that key, which only its owner can grant.
+        """
+        return iam.Grant.add_to_principal(
+            grantee=grantee,
+            actions=["s3:GetObject"],
+            resource_arns=[self.bucket.arn_for_objects(self.object_key)],
+        )
 
 
 def _validate(path: str | Path | None, s3_uri: str | None) -> list[str]:
