@@ -1,0 +1,18 @@
+"""Deploying specs: the local AWS emulator and the real CDK CLI."""
+
+from inf3kit.deploy.cdk_cli import CdkCliError
+from inf3kit.deploy.emulator import LocalAws, LocalAwsError, running, start, stop
+from inf3kit.deploy.local import StackReport, deploy, destroy, read_assembly
+
+__all__ = [
+    "CdkCliError",
+    "LocalAws",
+    "LocalAwsError",
+    "StackReport",
+    "deploy",
+    "destroy",
+    "read_assembly",
+    "running",
+    "start",
+    "stop",
+]

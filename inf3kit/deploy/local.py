@@ -1,0 +1,103 @@
+"""Deploy a spec into the local AWS emulator with the real CDK CLI, and report what happened."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from inf3kit.deploy import cdk_cli
+from inf3kit.deploy.emulator import ACCOUNT, REGION, LocalAws
+
+
+@dataclass(frozen=True)
+class StackArtifact:
+    """A stack in a synthesized cloud assembly."""
+
+    name: str
+    region: str
+    template: dict
+
+    @property
+    def resource_types(self) -> Counter[str]:
+        return Counter(r["Type"] for r in self.template.get("Resources", {}).values())
+
+
+@dataclass
+class StackReport:
+    name: str
+    status: str
+    outputs: dict[str, str]
+    deployed: Counter[str]
+    skipped: Counter[str] = field(default_factory=Counter)
+    """Resource types in the template that the emulator did not create."""
+
+
+def read_assembly(outdir: Path) -> list[StackArtifact]:
+    manifest = json.loads((outdir / "manifest.json").read_text())
+    stacks = []
+    for artifact in manifest["artifacts"].values():
+        if artifact["type"] != "aws:cloudformation:stack":
+            continue
+        props = artifact["properties"]
+        region = artifact["environment"].rsplit("/", 1)[-1]
+        stacks.append(
+            StackArtifact(
+                name=props.get("stackName") or artifact["displayName"],
+                region=REGION if region.startswith("unknown") else region,
+                template=json.loads((outdir / props["templateFile"]).read_text()),
+            )
+        )
+    return stacks
+
+
+def deploy(
+    aws: LocalAws,
+    spec: Path,
+    outdir: Path,
+    on_line: Callable[[str], None] | None = None,
+) -> list[StackReport]:
+    """Synthesize, bootstrap every region the spec uses, deploy all stacks, and report."""
+    env = aws.env()
+    cdk_cli.run(["synth", "--quiet"], spec=spec, env=env, outdir=outdir, on_line=on_line)
+    stacks = read_assembly(outdir)
+    for region in sorted({s.region for s in stacks}):
+        cdk_cli.run(
+            ["bootstrap", f"aws://{ACCOUNT}/{region}"],
+            spec=spec,
+            env=aws.env(region),
+            outdir=outdir,
+            on_line=on_line,
+        )
+    cdk_cli.run(
+        ["deploy", "--all", "--require-approval", "never"],
+        spec=spec,
+        env=env,
+        outdir=outdir,
+        assembly=outdir,
+        on_line=on_line,
+    )
+    return [report(aws, stack) for stack in stacks]
+
+
+def destroy(
+    aws: LocalAws, spec: Path, outdir: Path, on_line: Callable[[str], None] | None = None
+) -> None:
+    cdk_cli.run(
+        ["destroy", "--all", "--force"], spec=spec, env=aws.env(), outdir=outdir, on_line=on_line
+    )
+
+
+def report(aws: LocalAws, stack: StackArtifact) -> StackReport:
+    """What the emulator holds for `stack`, and which template types it skipped."""
+    cfn = aws.client("cloudformation", stack.region)
+    described = cfn.describe_stacks(StackName=stack.name)["Stacks"][0]
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
+    resources = cfn.list_stack_resources(StackName=stack.name)["StackResourceSummaries"]
+    deployed = Counter(r["ResourceType"] for r in resources)
+    skipped = Counter(
+        {t: n - deployed.get(t, 0) for t, n in stack.resource_types.items() if n > deployed[t]}
+    )
+    return StackReport(stack.name, described["StackStatus"], outputs, deployed, skipped)
