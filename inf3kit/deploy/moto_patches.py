@@ -9,6 +9,13 @@ what inf3kit deploys to AWS.
 2. moto's CloudFormation passes an `AWS::KMS::Key`'s `Tags` (`Key`/`Value`, the CloudFormation
    shape) to its KMS tagger, which expects the API shape (`TagKey`/`TagValue`) and fails with
    KeyError, so any tagged stack with a KMS key fails. The tags are converted first.
+3. moto's EC2 checks that an S3 flow-log destination bucket exists by looking up everything after
+   `arn:aws:s3:::` as the bucket name, so a destination with a key prefix
+   (`arn:aws:s3:::bucket/vpc-flow-logs/`, which AWS accepts) is refused and its CloudFormation
+   handler crashes. The check is given the bare bucket; the flow log keeps the full destination.
+4. moto's CloudFormation builds a stack's outputs only for CreateStack/UpdateStack, not when a
+   change set is executed, which is how the CDK CLI deploys: every output would read as empty.
+   The outputs are rebuilt after a change set is applied.
 """
 
 from __future__ import annotations
@@ -47,6 +54,40 @@ def convert_kms_key_tags() -> None:
     models.Key.create_from_cloudformation_json = classmethod(create)  # type: ignore[method-assign,assignment]
 
 
+def accept_flow_log_prefixes() -> None:
+    from moto.ec2.models.flow_logs import FlowLogsBackend
+
+    original = FlowLogsBackend.create_flow_logs
+
+    def create_flow_logs(self: Any, *args: Any) -> Any:
+        destination_type, destination = args[4], args[5]
+        bucket, slash, _prefix = (destination or "").partition("/")
+        if destination_type != "s3" or not slash:
+            return original(self, *args)
+        flow_logs, unsuccessful = original(self, *args[:5], bucket, *args[6:])
+        for flow_log in flow_logs:
+            flow_log.log_destination = destination
+        return flow_logs, unsuccessful
+
+    FlowLogsBackend.create_flow_logs = create_flow_logs  # type: ignore[method-assign]
+
+
+def outputs_after_change_sets() -> None:
+    from moto.cloudformation.models import ChangeSet
+
+    original = ChangeSet.apply
+
+    def apply(self: Any) -> None:
+        original(self)
+        self.stack.template = self.template
+        self.stack._parse_template()
+        self.stack.output_map = self.stack._create_output_map()
+
+    ChangeSet.apply = apply  # type: ignore[method-assign]
+
+
 def apply_all() -> None:
     accept_catalog_neuron_types()
     convert_kms_key_tags()
+    accept_flow_log_prefixes()
+    outputs_after_change_sets()
