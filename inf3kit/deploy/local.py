@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -63,6 +65,7 @@ def deploy(
     env = aws.env()
     cdk_cli.run(["synth", "--quiet"], spec=spec, env=env, outdir=outdir, on_line=on_line)
     stacks = read_assembly(outdir)
+    require_docker_for(outdir)
     for region in sorted({s.region for s in stacks}):
         cdk_cli.run(
             ["bootstrap", f"aws://{ACCOUNT}/{region}"],
@@ -80,6 +83,35 @@ def deploy(
         on_line=on_line,
     )
     return [report(aws, stack) for stack in stacks]
+
+
+def docker_assets(outdir: Path) -> list[str]:
+    """The Docker image assets of an assembly, by the construct path that defined them."""
+    found = []
+    for assets in sorted(outdir.glob("*.assets.json")):
+        for image in json.loads(assets.read_text()).get("dockerImages", {}).values():
+            found.append(image.get("displayName") or image["source"].get("directory", "?"))
+    return found
+
+
+def require_docker_for(outdir: Path) -> None:
+    """Refuse before deploying anything when image assets need a Docker engine that is absent."""
+    images = docker_assets(outdir)
+    if not images or _docker_engine_answers():
+        return
+    raise cdk_cli.CdkCliError(
+        f"the stacks build Docker image assets ({', '.join(images)}), and no Docker engine "
+        "answers here, so they cannot be published. Fix: give the endpoint an image URI "
+        "(`endpoint.image: <registry>/<repo>:<tag>` in the spec) or run where Docker is available"
+    )
+
+
+def _docker_engine_answers() -> bool:
+    docker = shutil.which("docker")
+    if docker is None:
+        return False
+    probe = subprocess.run([docker, "info"], capture_output=True, check=False, timeout=20)
+    return probe.returncode == 0
 
 
 def destroy(

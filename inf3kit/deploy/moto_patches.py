@@ -29,7 +29,7 @@ def accept_catalog_neuron_types() -> None:
     from moto.sagemaker import models
 
     neuron_types = {t.name for t in load_catalog().types(platform="sagemaker") if t.is_neuron}
-    original = models.FakeEndpointConfig.validate_instance_type
+    original: Any = models.FakeEndpointConfig.validate_instance_type
 
     def validate_instance_type(self: Any, instance_type: str) -> None:
         if instance_type not in neuron_types:
@@ -41,9 +41,11 @@ def accept_catalog_neuron_types() -> None:
 def convert_kms_key_tags() -> None:
     from moto.kms import models
 
-    original = models.Key.create_from_cloudformation_json.__func__  # type: ignore[attr-defined]
+    original: Any = models.Key.create_from_cloudformation_json.__func__  # type: ignore[attr-defined]
 
-    def create(cls: Any, resource_name: str, cloudformation_json: Any, *args: Any, **kw: Any) -> Any:
+    def create(
+        cls: Any, resource_name: str, cloudformation_json: Any, *args: Any, **kw: Any
+    ) -> Any:
         properties = cloudformation_json.get("Properties", {})
         properties["Tags"] = [
             {"TagKey": t["Key"], "TagValue": t["Value"]} if "Key" in t else t
@@ -57,7 +59,7 @@ def convert_kms_key_tags() -> None:
 def accept_flow_log_prefixes() -> None:
     from moto.ec2.models.flow_logs import FlowLogsBackend
 
-    original = FlowLogsBackend.create_flow_logs
+    original: Any = FlowLogsBackend.create_flow_logs
 
     def create_flow_logs(self: Any, *args: Any) -> Any:
         destination_type, destination = args[4], args[5]
@@ -69,13 +71,13 @@ def accept_flow_log_prefixes() -> None:
             flow_log.log_destination = destination
         return flow_logs, unsuccessful
 
-    FlowLogsBackend.create_flow_logs = create_flow_logs  # type: ignore[method-assign]
+    FlowLogsBackend.create_flow_logs = create_flow_logs  # type: ignore[method-assign,assignment]
 
 
 def outputs_after_change_sets() -> None:
     from moto.cloudformation.models import ChangeSet
 
-    original = ChangeSet.apply
+    original: Any = ChangeSet.apply
 
     def apply(self: Any) -> None:
         original(self)
