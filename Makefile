@@ -1,5 +1,6 @@
 # One command sets up and runs each main job on a fresh machine with Python 3.11 and git:
-#   make demo   set up, validate and synthesize the demo spec, print stacks and gate results
+#   make demo   set up, compile and bundle the demo model, synthesize with the gates, deploy
+#               into the local AWS emulator, serve the deployed bundle and call it; then stop
 #   make test   set up, lint, type-check and run the whole suite
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -35,8 +36,7 @@ bundle: setup
 	$(VENV)/bin/inf3kit bundle build/demo/bundle -o build/demo/model.tar.gz
 
 demo: bundle
-	$(VENV)/bin/inf3kit validate $(DEMO_SPEC)
-	$(VENV)/bin/inf3kit synth $(DEMO_SPEC) -o cdk.out
+	$(VENV)/bin/inf3kit demo $(DEMO_SPEC) --bundle build/demo/model.tar.gz
 
 lint: setup
 	$(VENV)/bin/ruff check .

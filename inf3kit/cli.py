@@ -6,9 +6,10 @@ container that has only `inf3kit[serve]` installed.
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -17,6 +18,9 @@ from rich.text import Text
 
 from inf3kit.catalog import CatalogError, load_catalog
 from inf3kit.spec import SpecError, load_spec
+
+if TYPE_CHECKING:
+    from inf3kit.stacks import SynthResult
 
 app = typer.Typer(
     help="Deploy models compiled for AWS Inferentia and Trainium, and serve them.",
@@ -65,6 +69,13 @@ def synth(
     except ValueError as exc:
         _error("synthesis refused", exc)
         raise typer.Exit(1) from None
+    _print_synth(result)
+    console.print(f"templates written to {result.assembly_dir}/")
+    if not result.passed:
+        raise typer.Exit(1)
+
+
+def _print_synth(result: SynthResult) -> None:
     for name, counts in result.stacks.items():
         table = Table(title=f"stack {name}: {sum(counts.values())} resources")
         table.add_column("resource type")
@@ -79,9 +90,6 @@ def synth(
         console.print(f"[{colour}]{gate.summary()}[/]", highlight=False)
         for finding in gate.findings:
             console.print(f"    {finding.rule} {finding.resource}: {finding.message}", markup=False)
-    console.print(f"templates written to {result.assembly_dir}/")
-    if not result.passed:
-        raise typer.Exit(1)
 
 
 @app.command()
@@ -215,7 +223,7 @@ def _run_cdk_on_aws(args: list[str], spec: Path, output: Path) -> None:
 
 def _cdk_progress(line: str) -> None:
     if any(word in line for word in ("CREATE_", "DELETE_", "UPDATE_", "✅", "❌", "Error")):
-        console.print(f"[dim]{line.strip()}[/]", highlight=False, markup=False)
+        console.print(Text(line.strip(), style="dim"), highlight=False)
 
 
 def _print_reports(reports: list) -> None:  # list[StackReport], imported lazily
@@ -236,6 +244,60 @@ def _print_reports(reports: list) -> None:  # list[StackReport], imported lazily
                 + ", ".join(sorted(report.skipped))
                 + ": they are checked in the template tests, not deployed here"
             )
+
+
+@app.command()
+def demo(
+    spec: Annotated[Path, typer.Argument(help="the spec to deploy")] = Path("examples/demo.yaml"),
+    bundle: Annotated[Path, typer.Option(help="the locally built bundle archive")] = Path(
+        "build/demo/model.tar.gz"
+    ),
+    output: OutOption = Path("cdk.out"),
+) -> None:
+    """The whole path on this machine, then stop everything it started.
+
+    Synthesize with the gates, deploy into the local AWS emulator, fetch the bundle back from
+    its S3, serve it with the runtime and send a real inference request.
+    """
+    from inf3kit import deploy as dep
+    from inf3kit.deploy import demo as flow
+    from inf3kit.stacks import synth as synthesize
+
+    loaded = _load(spec)
+    steps = 6
+    console.rule(f"[1/{steps}] validate {spec}")
+    console.print(f"[green]ok[/] service {loaded.spec.name!r}")
+    console.rule(f"[2/{steps}] synthesize and run the gates")
+    result = synthesize(spec, output)
+    _print_synth(result)
+    if not result.passed:
+        raise typer.Exit(1)
+    console.rule(f"[3/{steps}] deploy into the local AWS emulator")
+    aws = None
+    try:
+        aws, _ = dep.start()
+        console.print(f"local AWS API on {aws.endpoint}; log: {aws.log_file}")
+        reports = dep.deploy(aws, spec, output, on_line=_cdk_progress)
+        _print_reports(reports)
+        console.rule(f"[4/{steps}] fetch the deployed bundle back from the local S3")
+        url = reports[0].outputs["ModelDataUrl"]
+        fetched = flow.fetch_bundle(aws, url, bundle, aws.state_dir / "fetched" / "model.tar.gz")
+        console.print(f"{url}\n  = {bundle} (sha256 {fetched.sha256[:16]}...)", highlight=False)
+        console.rule(f"[5/{steps}] serve it with the inf3kit runtime")
+        with flow.serving(fetched.path, aws.state_dir / "runtime.log") as base:
+            console.print(f"runtime ready at {base} (every variant checksum verified on load)")
+            console.rule(f"[6/{steps}] a real inference request")
+            features = [[round(0.1 * ((i * 7) % 11) - 0.5, 2) for i in range(32)]]
+            answer = flow.invoke(base, features)
+            console.print(f"POST {base}/invocations -> {json.dumps(answer)}", highlight=False)
+        dep.destroy(aws, spec, output, on_line=_cdk_progress)
+    except (dep.LocalAwsError, dep.CdkCliError, flow.DemoError, KeyError) as exc:
+        _error("demo failed", exc)
+        raise typer.Exit(1) from None
+    finally:
+        if aws is not None:
+            dep.stop(aws)
+        console.print("stopped everything the demo started")
 
 
 local_app = typer.Typer(help="The local AWS emulator used by `deploy --local`.")

@@ -16,6 +16,9 @@ what inf3kit deploys to AWS.
 4. moto's CloudFormation builds a stack's outputs only for CreateStack/UpdateStack, not when a
    change set is executed, which is how the CDK CLI deploys: every output would read as empty.
    The outputs are rebuilt after a change set is applied.
+5. moto's CloudFormation cannot delete an `AWS::EC2::RouteTable` (no delete handler), so the
+   VPC that holds it refuses deletion and `cdk destroy` fails. CloudFormation deletes a route
+   table after its subnet associations; the handler does the same.
 """
 
 from __future__ import annotations
@@ -88,8 +91,20 @@ def outputs_after_change_sets() -> None:
     ChangeSet.apply = apply  # type: ignore[method-assign]
 
 
+def route_tables_deletable() -> None:
+    from moto.ec2.models import ec2_backends
+    from moto.ec2.models.route_tables import RouteTable
+
+    def delete(self: Any, account_id: str, region_name: str) -> None:
+        self._associations.clear()
+        ec2_backends[account_id][region_name].delete_route_table(self.id)
+
+    RouteTable.delete = delete  # type: ignore[attr-defined]
+
+
 def apply_all() -> None:
     accept_catalog_neuron_types()
     convert_kms_key_tags()
     accept_flow_log_prefixes()
     outputs_after_change_sets()
+    route_tables_deletable()
