@@ -2,23 +2,33 @@
 
 from __future__ import annotations
 
-import tarfile
+import sys
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-EXAMPLES = REPO / "examples"
+DEMO_ARCHIVE = REPO / "build" / "demo" / "model.tar.gz"
 
 
 @pytest.fixture(scope="session")
 def demo_bundle() -> Path:
-    """build/demo/model.tar.gz, which examples/demo.yaml references."""
-    archive = REPO / "build" / "demo" / "model.tar.gz"
-    if not archive.exists():
-        archive.parent.mkdir(parents=True, exist_ok=True)
-        manifest = archive.parent / "inf3kit-manifest.json"
-        manifest.write_text('{"format_version": 1}')
-        with tarfile.open(archive, "w:gz") as tar:
-            tar.add(manifest, arcname=manifest.name)
-    return archive
+    """build/demo/model.tar.gz (what examples/demo.yaml references), as `make bundle` builds it.
+
+    Built with the real compile and pack steps so the stacks, the local deploy and the runtime
+    all see the same archive a user gets.
+    """
+    if not DEMO_ARCHIVE.exists():
+        from inf3kit.runtime.commands import compile_bundle, pack
+
+        sys.path.insert(0, str(REPO))
+        bundle_dir = DEMO_ARCHIVE.parent / "bundle"
+        compile_bundle(
+            "examples.demo_model.model:build",
+            ["INPUT__0:FP32:32"],
+            bundle_dir,
+            target="cpu",
+            batch_size=8,
+        )
+        pack(bundle_dir, DEMO_ARCHIVE)
+    return DEMO_ARCHIVE
