@@ -77,12 +77,15 @@ def run(
     assembly: Path | None = None,
     on_line: Callable[[str], None] | None = None,
     keep_aws_env: bool = False,
+    cwd: Path | None = None,
 ) -> str:
     """Run `cdk ARGS` on the app for `spec` (or on an already synthesized `assembly`).
 
+    `cwd` is where the CLI keeps its context cache (cdk.context.json): a local deploy keeps
+    the emulator's lookups in its state folder, out of the user's project.
     Returns the CLI's output; raises CdkCliError with its last lines when it fails.
     """
-    app = str(assembly) if assembly else f"{sys.executable} -m inf3kit.stacks"
+    app = str(assembly.resolve()) if assembly else f"{sys.executable} -m inf3kit.stacks"
     command = [
         str(find_cli()),
         *args,
@@ -91,7 +94,7 @@ def run(
         "--context",
         f"inf3kit:spec={spec.resolve()}",
         "--output",
-        str(outdir),
+        str(outdir.resolve()),
         "--no-notices",
         "--no-version-reporting",
         "--ci",
@@ -103,6 +106,7 @@ def run(
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
         text=True,
+        cwd=cwd,
     )
     lines = []
     for line in proc.stdout or ():

@@ -62,8 +62,8 @@ def deploy(
     on_line: Callable[[str], None] | None = None,
 ) -> list[StackReport]:
     """Synthesize, bootstrap every region the spec uses, deploy all stacks, and report."""
-    env = aws.env()
-    cdk_cli.run(["synth", "--quiet"], spec=spec, env=env, outdir=outdir, on_line=on_line)
+    env, cwd = aws.env(), aws.state_dir
+    cdk_cli.run(["synth", "--quiet"], spec=spec, env=env, outdir=outdir, on_line=on_line, cwd=cwd)
     stacks = read_assembly(outdir)
     require_docker_for(outdir)
     for region in sorted({s.region for s in stacks}):
@@ -73,6 +73,7 @@ def deploy(
             env=aws.env(region),
             outdir=outdir,
             on_line=on_line,
+            cwd=cwd,
         )
     cdk_cli.run(
         ["deploy", "--all", "--require-approval", "never"],
@@ -81,6 +82,7 @@ def deploy(
         outdir=outdir,
         assembly=outdir,
         on_line=on_line,
+        cwd=cwd,
     )
     return [report(aws, stack) for stack in stacks]
 
@@ -118,7 +120,12 @@ def destroy(
     aws: LocalAws, spec: Path, outdir: Path, on_line: Callable[[str], None] | None = None
 ) -> None:
     cdk_cli.run(
-        ["destroy", "--all", "--force"], spec=spec, env=aws.env(), outdir=outdir, on_line=on_line
+        ["destroy", "--all", "--force"],
+        spec=spec,
+        env=aws.env(),
+        outdir=outdir,
+        on_line=on_line,
+        cwd=aws.state_dir,
     )
 
 

@@ -19,10 +19,15 @@ what inf3kit deploys to AWS.
 5. moto's CloudFormation cannot delete an `AWS::EC2::RouteTable` (no delete handler), so the
    VPC that holds it refuses deletion and `cdk destroy` fails. CloudFormation deletes a route
    table after its subnet associations; the handler does the same.
+6. moto serves some public SSM parameters (Amazon Linux AMIs) but not the Neuron DLAMI ones
+   (`/aws/service/neuron/dlami/...`) that fleets read their AMI from, so a fleet template
+   cannot resolve its image. The catalog's DLAMI parameters are served, each naming an AMI
+   moto already has; no instance boots in the emulator, so which image it is does not matter.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from typing import Any
 
 from inf3kit.catalog import load_catalog
@@ -102,9 +107,44 @@ def route_tables_deletable() -> None:
     RouteTable.delete = delete  # type: ignore[attr-defined]
 
 
+def serve_neuron_dlami_parameters() -> None:
+    from moto.core.utils import utcnow
+    from moto.ec2 import ec2_backends
+    from moto.ssm.models import Parameter, ParameterDict
+
+    from inf3kit.catalog import load_compatibility
+
+    names = sorted({f.dlami_ssm_parameter for f in load_compatibility().data.families.values()})
+    original: Any = ParameterDict._check_loading_status
+
+    def check_loading_status(self: Any, key: str) -> None:
+        original(self, key)
+        if not str(key or "").startswith("/aws/service/neuron/") or self.get(names[0]):
+            return
+        images = ec2_backends[self.account_id][self.region_name].describe_images()
+        for name in names:
+            defaultdict.__getitem__(self, name).append(
+                Parameter(
+                    account_id=self.account_id,
+                    name=name,
+                    value=images[0].id,
+                    parameter_type="String",
+                    description="inf3kit emulator stand-in for the Neuron DLAMI",
+                    allowed_pattern=None,
+                    keyid=None,
+                    last_modified_date=utcnow(),
+                    version=1,
+                    data_type="aws:ec2:image",
+                )
+            )
+
+    ParameterDict._check_loading_status = check_loading_status  # type: ignore[method-assign]
+
+
 def apply_all() -> None:
     accept_catalog_neuron_types()
     convert_kms_key_tags()
     accept_flow_log_prefixes()
     outputs_after_change_sets()
     route_tables_deletable()
+    serve_neuron_dlami_parameters()
