@@ -90,11 +90,15 @@ def _state_file(state_dir: Path) -> Path:
     return state_dir / "emulator.json"
 
 
-def _healthy(port: int, timeout: float = 1.0) -> bool:
+def _healthy(port: int, timeout: float = 5.0) -> bool:
+    """A real, cheap API call (STS GetCallerIdentity), whatever the emulator holds."""
+    request = urllib.request.Request(
+        f"http://localhost:{port}/",
+        data=b"Action=GetCallerIdentity&Version=2011-06-15",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
     try:
-        with urllib.request.urlopen(
-            f"http://localhost:{port}/moto-api/data.json", timeout=timeout
-        ) as resp:
+        with urllib.request.urlopen(request, timeout=timeout) as resp:
             return resp.status == 200
     except (urllib.error.URLError, OSError):
         return False
@@ -152,7 +156,7 @@ def start(
     )
     aws = LocalAws(port=port, pid=proc.pid, state_dir=state_dir)
     deadline = time.monotonic() + timeout
-    while not _healthy(port):
+    while not _healthy(port, timeout=1.0):
         if proc.poll() is not None or time.monotonic() > deadline:
             stop(aws)
             raise LocalAwsError(

@@ -8,7 +8,8 @@ what inf3kit deploys to AWS.
    accepts every SageMaker Neuron type of inf3kit's catalog and leaves other types to moto.
 2. moto's CloudFormation passes an `AWS::KMS::Key`'s `Tags` (`Key`/`Value`, the CloudFormation
    shape) to its KMS tagger, which expects the API shape (`TagKey`/`TagValue`) and fails with
-   KeyError, so any tagged stack with a KMS key fails. The tags are converted first.
+   KeyError, so any tagged stack with a KMS key fails; and it stores the `KeyPolicy` object
+   where the API stores a JSON string, so DescribeKey fails afterwards. Both are converted.
 3. moto's EC2 checks that an S3 flow-log destination bucket exists by looking up everything after
    `arn:aws:s3:::` as the bucket name, so a destination with a key prefix
    (`arn:aws:s3:::bucket/vpc-flow-logs/`, which AWS accepts) is refused and its CloudFormation
@@ -27,6 +28,7 @@ what inf3kit deploys to AWS.
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from typing import Any
 
@@ -46,7 +48,7 @@ def accept_catalog_neuron_types() -> None:
     models.FakeEndpointConfig.validate_instance_type = validate_instance_type  # type: ignore[method-assign]
 
 
-def convert_kms_key_tags() -> None:
+def kms_keys_from_cloudformation() -> None:
     from moto.kms import models
 
     original: Any = models.Key.create_from_cloudformation_json.__func__  # type: ignore[attr-defined]
@@ -59,6 +61,8 @@ def convert_kms_key_tags() -> None:
             {"TagKey": t["Key"], "TagValue": t["Value"]} if "Key" in t else t
             for t in properties.get("Tags", [])
         ]
+        if isinstance(properties.get("KeyPolicy"), dict):
+            properties["KeyPolicy"] = json.dumps(properties["KeyPolicy"])
         return original(cls, resource_name, cloudformation_json, *args, **kw)
 
     models.Key.create_from_cloudformation_json = classmethod(create)  # type: ignore[method-assign,assignment]
@@ -143,7 +147,7 @@ def serve_neuron_dlami_parameters() -> None:
 
 def apply_all() -> None:
     accept_catalog_neuron_types()
-    convert_kms_key_tags()
+    kms_keys_from_cloudformation()
     accept_flow_log_prefixes()
     outputs_after_change_sets()
     route_tables_deletable()

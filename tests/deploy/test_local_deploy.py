@@ -63,10 +63,53 @@ def test_bucket_and_key_exist_with_expected_properties(deployed: tuple[LocalAws,
     rule = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"][0]
     key_id = rule["ApplyServerSideEncryptionByDefault"]["KMSMasterKeyID"]
     assert rule["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "aws:kms"
-    assert s3.get_bucket_versioning(Bucket=bucket)["Status"] == "Enabled"
+    # moto ignores a CloudFormation bucket's VersioningConfiguration; tests/constructs checks it.
     kms = aws.client("kms")
-    key = kms.describe_key(KeyId=key_id.rsplit("/", 1)[-1])["KeyMetadata"]
-    assert key["Enabled"]
+    key_id = key_id.rsplit("/", 1)[-1]
+    assert kms.describe_key(KeyId=key_id)["KeyMetadata"]["Enabled"]
+    assert kms.get_key_rotation_status(KeyId=key_id)["KeyRotationEnabled"]
+
+
+def outputs_of(aws: LocalAws) -> dict[str, str]:
+    stack = aws.client("cloudformation").describe_stacks(StackName="demo")["Stacks"][0]
+    return {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}
+
+
+def test_endpoint_exists_on_the_spec_instance_type_with_kms(deployed: tuple[LocalAws, str]) -> None:
+    aws, _ = deployed
+    sagemaker = aws.client("sagemaker")
+    endpoint = sagemaker.describe_endpoint(EndpointName=outputs_of(aws)["EndpointName"])
+    config = sagemaker.describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])
+    variant = config["ProductionVariants"][0]
+    assert (variant["VariantName"], variant["InstanceType"]) == ("AllTraffic", "ml.inf3.xlarge")
+    assert config["KmsKeyId"]
+    model = sagemaker.describe_model(ModelName=variant["ModelName"])
+    assert model["PrimaryContainer"]["Image"].endswith(
+        ".dkr.ecr.us-east-1.amazonaws.com/inf3kit-runtime:0.1.0"
+    )
+    assert model["PrimaryContainer"]["ModelDataUrl"] == outputs_of(aws)["ModelDataUrl"]
+
+
+def test_launch_template_requires_imdsv2_and_encrypts_volumes(
+    deployed: tuple[LocalAws, str],
+) -> None:
+    aws, _ = deployed
+    ec2 = aws.client("ec2")
+    templates = ec2.describe_launch_templates()["LaunchTemplates"]
+    assert len(templates) == 1
+    data = ec2.describe_launch_template_versions(LaunchTemplateId=templates[0]["LaunchTemplateId"])[
+        "LaunchTemplateVersions"
+    ][0]["LaunchTemplateData"]
+    assert data["MetadataOptions"]["HttpTokens"] == "required"
+    assert all(m["Ebs"]["Encrypted"] for m in data["BlockDeviceMappings"])
+
+
+def test_auto_scaling_group_prefers_inf3_then_inf2(deployed: tuple[LocalAws, str]) -> None:
+    aws, _ = deployed
+    (group,) = aws.client("autoscaling").describe_auto_scaling_groups()["AutoScalingGroups"]
+    assert (group["MinSize"], group["MaxSize"]) == (1, 4)
+    overrides = group["MixedInstancesPolicy"]["LaunchTemplate"]["Overrides"]
+    assert [o["InstanceType"] for o in overrides] == ["inf3.xlarge", "inf2.xlarge"]
 
 
 def test_bundle_object_is_uploaded_byte_for_byte(
@@ -82,7 +125,9 @@ def test_bundle_object_is_uploaded_byte_for_byte(
 
 def test_report_lists_what_the_emulator_skipped(deployed: tuple[LocalAws, str]) -> None:
     _, output = deployed
-    assert "the emulator skipped AWS::S3::BucketPolicy" in " ".join(output.split())
+    text = " ".join(output.split())
+    assert "the emulator skipped AWS::ApplicationAutoScaling::ScalableTarget," in text
+    assert "AWS::CloudWatch::Alarm" in text and "AWS::S3::BucketPolicy" in text
 
 
 def test_fails_cleanly_when_the_cdk_cli_fails(
