@@ -39,6 +39,13 @@ class ServingImage(_Strict):
     families: list[str]
     source: str
     base: str | None = None
+    repository: str | None = None
+    """ECR repository in the AWS deep learning container account of each region."""
+    tag: str | None = None
+    neuron_sdk: str | None = None
+    """The Neuron SDK the tag ships, compared with the family's `min_neuron_sdk`."""
+    network_isolation: bool = True
+    """Whether the image serves with no network (model from /opt/ml/model only)."""
 
 
 class CompatibilityData(_Strict):

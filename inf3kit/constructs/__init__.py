@@ -5,6 +5,7 @@ from inf3kit._node import use_wheel_node
 use_wheel_node()
 
 from inf3kit.constructs.bundle import ModelBundle  # noqa: E402
+from inf3kit.constructs.endpoint_image import EndpointImage  # noqa: E402
 from inf3kit.constructs.hardware_checks import (  # noqa: E402
     PROVISIONAL_WARNING_ID,
     check_instance_type,
@@ -13,11 +14,35 @@ from inf3kit.constructs.hardware_checks import (  # noqa: E402
 from inf3kit.constructs.model_artifacts import ModelArtifacts  # noqa: E402
 from inf3kit.constructs.nag import acknowledge, skip_checkov  # noqa: E402
 from inf3kit.constructs.network import ServiceNetwork  # noqa: E402
+from inf3kit.constructs.neuron_ami import FixedImage, NeuronAmi  # noqa: E402
+from inf3kit.constructs.neuron_endpoint import (  # noqa: E402
+    EndpointRollout,
+    ModelData,
+    NeuronEndpoint,
+    ScaleDownSchedule,
+)
+from inf3kit.constructs.neuron_fleet import (  # noqa: E402
+    NEURON_METRIC_NAMESPACE,
+    NEURONCORE_UTILIZATION_METRIC,
+    NO_FALLBACK_WARNING_ID,
+    NeuronFleet,
+)
 
 __all__ = [
+    "NEURONCORE_UTILIZATION_METRIC",
+    "NEURON_METRIC_NAMESPACE",
+    "NO_FALLBACK_WARNING_ID",
     "PROVISIONAL_WARNING_ID",
+    "EndpointImage",
+    "EndpointRollout",
+    "FixedImage",
     "ModelArtifacts",
     "ModelBundle",
+    "ModelData",
+    "NeuronAmi",
+    "NeuronEndpoint",
+    "NeuronFleet",
+    "ScaleDownSchedule",
     "ServiceNetwork",
     "acknowledge",
     "check_instance_type",

@@ -128,7 +128,7 @@ def serve_neuron_dlami_parameters() -> None:
         images = ec2_backends[self.account_id][self.region_name].describe_images()
         for name in names:
             defaultdict.__getitem__(self, name).append(
-                Parameter(
+                Parameter(  # type: ignore[abstract]
                     account_id=self.account_id,
                     name=name,
                     value=images[0].id,

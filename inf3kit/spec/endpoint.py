@@ -46,10 +46,12 @@ class EndpointScaling(StrictModel):
 
 
 class Rollout(StrictModel):
+    """SageMaker deployment guardrails; the ranges are SageMaker's own limits."""
+
     strategy: Literal["all_at_once", "canary", "linear", "rolling"] = "canary"
     canary_percent: int = Field(10, ge=1, le=50)
-    linear_step_percent: int = Field(20, ge=1, le=50)
-    rolling_batch_percent: int = Field(25, ge=1, le=50)
+    linear_step_percent: int = Field(20, ge=10, le=50)
+    rolling_batch_percent: int = Field(25, ge=5, le=50)
     bake_minutes: int = Field(10, ge=0, le=60)
 
 

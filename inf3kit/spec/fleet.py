@@ -61,6 +61,15 @@ class LoadBalancer(StrictModel):
     public: bool = False
     certificate_arn: str | None = Field(None, pattern=r"^arn:aws[a-z-]*:acm:")
 
+    @model_validator(mode="after")
+    def _public_needs_tls(self) -> LoadBalancer:
+        if self.public and self.certificate_arn is None:
+            raise ValueError(
+                "public: true without certificate_arn would serve plain HTTP to the internet. "
+                "Fix: add `certificate_arn: arn:aws:acm:...`, or set `public: false`"
+            )
+        return self
+
 
 def _ec2_neuron_type(value: str, info: ValidationInfo) -> str:
     return check_neuron_type(value, info, "ec2")
@@ -78,6 +87,7 @@ class FleetSpec(StrictModel):
     warm_pool: WarmPool | None = None
     load_balancer: LoadBalancer = LoadBalancer()
     drain_seconds: int = Field(30, ge=0, le=3600)
+    startup_minutes: int = Field(20, ge=1, le=60)
 
     @field_validator("instance_types")
     @classmethod

@@ -4,14 +4,74 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from inf3kit.constructs.hardware_checks import warn_if_provisional
+from aws_cdk import CfnOutput, Duration
+from aws_cdk import aws_certificatemanager as acm
+from aws_cdk import aws_ec2 as ec2
+
+from inf3kit.constructs import FixedImage, NeuronFleet
 from inf3kit.spec import FleetSpec
 
 if TYPE_CHECKING:
     from inf3kit.stacks.service import ServiceStack
 
 
-def add_fleet(stack: ServiceStack, fleet: FleetSpec) -> None:
-    """Add the EC2 fleet (until NeuronFleet lands: the catalog checks only)."""
-    for name in fleet.instance_types:
-        warn_if_provisional(stack, stack.loaded.catalog.get(name))
+def add_fleet(stack: ServiceStack, fleet: FleetSpec) -> NeuronFleet:
+    """Add the EC2 fleet behind its load balancer and output the load balancer's DNS name."""
+    if stack.vpc is None:  # the service stack makes or looks up a VPC whenever a fleet exists
+        raise ValueError("fleet: no VPC. Fix: set `network.vpc` to 'new' or a VPC id")
+    serving = stack.loaded.spec.serving
+    lb = fleet.load_balancer
+    neuron_fleet = NeuronFleet(
+        stack,
+        "Fleet",
+        vpc=stack.vpc,
+        instance_types=fleet.instance_types,
+        bundle_bucket=stack.bundle.bucket,
+        bundle_key=stack.bundle.object_key,
+        min_capacity=fleet.capacity.min,
+        max_capacity=fleet.capacity.max,
+        desired_capacity=fleet.capacity.desired,
+        machine_image=_machine_image(fleet),
+        port=serving.port,
+        serving_environment={
+            "INF3KIT_MAX_BATCH_SIZE": str(serving.max_batch_size),
+            "INF3KIT_MAX_DELAY_MS": f"{serving.max_delay_ms:g}",
+            "INF3KIT_QUEUE_SIZE": str(serving.max_queue_size),
+            "INF3KIT_REQUEST_TIMEOUT_MS": str(serving.request_timeout_ms),
+            "INF3KIT_MAX_BODY_BYTES": str(serving.max_request_bytes),
+        },
+        spot_percent=fleet.spot_percent,
+        warm_pool_min_size=fleet.warm_pool.min_size if fleet.warm_pool else None,
+        warm_pool_state=fleet.warm_pool.state if fleet.warm_pool else "stopped",
+        requests_per_instance=fleet.scaling.requests_per_instance,
+        neuroncore_utilization_percent=fleet.scaling.neuroncore_utilization_percent,
+        drain=Duration.seconds(fleet.drain_seconds),
+        startup_timeout=Duration.minutes(fleet.startup_minutes),
+        key=stack.artifacts.key,
+        public=lb.public,
+        certificate=acm.Certificate.from_certificate_arn(stack, "Certificate", lb.certificate_arn)
+        if lb.certificate_arn
+        else None,
+        access_logs_bucket=stack.artifacts.access_logs,
+        catalog=stack.loaded.catalog,
+    )
+    CfnOutput(
+        stack,
+        "LoadBalancerDnsName",
+        value=neuron_fleet.load_balancer.load_balancer_dns_name,
+        description="DNS name of the fleet's load balancer",
+    )
+    CfnOutput(stack, "FleetUrl", value=neuron_fleet.url, description="base URL of the fleet")
+    return neuron_fleet
+
+
+def _machine_image(fleet: FleetSpec) -> ec2.IMachineImage | None:
+    """None lets NeuronFleet pick the DLAMI for its types."""
+    if fleet.ami.source == "id" and fleet.ami.id:
+        return FixedImage(fleet.ami.id)
+    if fleet.ami.source == "pipeline":
+        raise ValueError(
+            "fleet.ami.source 'pipeline' is not available yet: the Image Builder pipeline is "
+            "not built. Fix: use `ami: {source: dlami}`, or `{source: id, id: ami-...}`"
+        )
+    return None

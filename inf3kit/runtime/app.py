@@ -1,0 +1,439 @@
+"""The ASGI application: SageMaker and Open Inference Protocol v2 routes over one batcher.
+
+A hand-written router rather than a framework: the app has a dozen fixed routes, and the
+inference path (read body with a size cap, parse, queue, encode) is short enough that every
+layer it skips is throughput on a host whose CPU also feeds the accelerators. Loading runs in
+a background thread started from the lifespan, so liveness answers immediately.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+import orjson
+
+from inf3kit.runtime.batcher import Batcher, DeadlineExceeded, QueueFull
+from inf3kit.runtime.datatypes import NUMPY_DTYPES, triton_type
+from inf3kit.runtime.hardware import HostHardware
+from inf3kit.runtime.loader import LoadedModel, load_model
+from inf3kit.runtime.metrics import Metrics
+from inf3kit.runtime.protocol import (
+    RequestError,
+    Schema,
+    encode_oip,
+    encode_predictions,
+    parse_oip,
+    parse_sagemaker,
+)
+from inf3kit.runtime.settings import Settings
+
+log = logging.getLogger("inf3kit.runtime")
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+JSON = b"application/json"
+_REASONS = {
+    400: "bad_request",
+    404: "not_found",
+    413: "too_large",
+    415: "unsupported_media_type",
+    429: "queue_full",
+    503: "unavailable",
+    504: "timeout",
+}
+
+
+class State(enum.Enum):
+    LOADING = "loading"
+    READY = "ready"
+    DRAINING = "draining"
+    FAILED = "failed"
+
+
+class InferenceApp:
+    """Serves one model bundle; ``state`` moves LOADING -> READY -> DRAINING (or FAILED)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        host: HostHardware | None = None,
+        on_fatal: Callable[[str], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.state = State.LOADING
+        self.error: str | None = None
+        self.inflight = 0
+        self._host = host
+        self._on_fatal = on_fatal
+        self._model: LoadedModel | None = None
+        self._schema: Schema | None = None
+        self._batcher: Batcher | None = None
+        self._metrics: Metrics | None = None
+        self._load_task: asyncio.Task[None] | None = None
+        self._timeout_s = settings.request_timeout_ms / 1000
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            await self._http(scope, receive, send)
+        elif scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                self._load_task = asyncio.get_running_loop().create_task(self._load())
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.close()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _load(self) -> None:
+        try:
+            model = await asyncio.to_thread(load_model, self.settings, self._host)
+        except Exception as exc:
+            self.state = State.FAILED
+            self.error = f"model failed to load: {exc}"
+            log.error("%s", self.error)
+            if self._on_fatal is not None:
+                self._on_fatal(self.error)
+            return
+        manifest, batch = model.manifest, model.variant.batch_size
+        self._metrics = Metrics(manifest.name)
+        self._metrics.workers.set(len(model.backends))
+        self._schema = Schema(manifest, batch)
+        shapes = [(s.shape, NUMPY_DTYPES[s.datatype]) for s in manifest.inputs]
+        self._batcher = Batcher(
+            model.backends,
+            shapes,
+            batch,
+            self.settings.max_delay_ms / 1000,
+            self.settings.queue_size,
+            self._metrics,
+        )
+        self._batcher.start()
+        self._model = model
+        if self.state is State.LOADING:
+            self.state = State.READY
+            self._metrics.ready.set(1)
+            log.info("ready: %s", manifest.name)
+
+    def begin_drain(self) -> None:
+        """Stop taking new inference work: readiness fails and new requests get 503."""
+        if self.state in (State.LOADING, State.READY):
+            self.state = State.DRAINING
+            if self._metrics is not None:
+                self._metrics.ready.set(0)
+            log.info("draining: %d request(s) in flight", self.inflight)
+
+    async def wait_idle(self, timeout_s: float) -> bool:
+        """Wait until no inference request is in flight; False if ``timeout_s`` passed first."""
+        deadline = time.monotonic() + timeout_s
+        while self.inflight and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        return self.inflight == 0
+
+    async def close(self) -> None:
+        if self._load_task is not None and not self._load_task.done():
+            self._load_task.cancel()
+        if self._batcher is not None:
+            await self._batcher.stop()
+
+    # --- HTTP ------------------------------------------------------------------------------
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        method, path = scope["method"], scope["path"]
+        try:
+            if path == "/invocations" and method == "POST":
+                await self._infer(scope, receive, send, sagemaker=True)
+            elif path.startswith("/v2/models/"):
+                await self._model_route(scope, receive, send, method, path)
+            else:
+                await self._simple_route(send, method, path)
+        except RequestError as exc:
+            await _send_error(send, exc.status, exc.message)
+        except Exception:
+            log.exception("unhandled error for %s %s", method, path)
+            await _send_error(send, 500, "internal server error; see the server log")
+
+    async def _simple_route(self, send: Send, method: str, path: str) -> None:
+        routes: dict[str, Callable[[], tuple[int, bytes, bytes]]] = {
+            "/ping": self._ping,
+            "/v2/health/ready": self._ready,
+            "/v2/health/live": lambda: (200, b"", JSON),
+            "/metrics": self._render_metrics,
+            "/v2": self._server_metadata,
+            "/v2/repository/index": self._repository_index,
+        }
+        handler = routes.get(path)
+        if handler is None:
+            raise RequestError(404, f"no route {path!r}")
+        allowed = "POST" if path == "/v2/repository/index" else "GET"
+        if method != allowed and not (method == "HEAD" and allowed == "GET"):
+            raise RequestError(405, f"{path} accepts {allowed}, not {method}")
+        status, body, content_type = handler()
+        await _send(send, status, body, content_type)
+
+    def _not_ready_message(self) -> str:
+        if self.state is State.FAILED:
+            return self.error or "model failed to load"
+        if self.state is State.DRAINING:
+            return "the server is shutting down; retry on another instance"
+        return "the model is loading"
+
+    def _ping(self) -> tuple[int, bytes, bytes]:
+        if self.state is State.READY:
+            return 200, b'{"status":"ready"}', JSON
+        return 503, _error_body(self._not_ready_message()), JSON
+
+    def _ready(self) -> tuple[int, bytes, bytes]:
+        if self.state is State.READY:
+            return 200, b"", JSON
+        return 503, _error_body(self._not_ready_message()), JSON
+
+    def _render_metrics(self) -> tuple[int, bytes, bytes]:
+        body = self._metrics.render() if self._metrics is not None else b""
+        return 200, body, b"text/plain; version=0.0.4; charset=utf-8"
+
+    def _server_metadata(self) -> tuple[int, bytes, bytes]:
+        from inf3kit.runtime import __version__
+
+        extensions = ["binary_tensor_data", "model_configuration", "model_repository"]
+        body = {"name": "inf3kit", "version": __version__, "extensions": extensions}
+        return 200, orjson.dumps(body), JSON
+
+    def _repository_index(self) -> tuple[int, bytes, bytes]:
+        if self._schema is None:
+            return 200, b"[]", JSON
+        m = self._schema.manifest
+        state = "READY" if self.state is State.READY else "UNAVAILABLE"
+        return 200, orjson.dumps([{"name": m.name, "version": m.version, "state": state}]), JSON
+
+    async def _model_route(
+        self, scope: Scope, receive: Receive, send: Send, method: str, path: str
+    ) -> None:
+        parts = path[len("/v2/models/") :].split("/")
+        name, rest = parts[0], parts[1:]
+        version = None
+        if len(rest) >= 2 and rest[0] == "versions":
+            version, rest = rest[1], rest[2:]
+        action = "/".join(rest)
+        if self._schema is None:
+            raise RequestError(503, self._not_ready_message())
+        manifest = self._schema.manifest
+        if name != manifest.name or (version not in (None, "", manifest.version)):
+            shown = name if version is None else f"{name}/versions/{version}"
+            raise RequestError(
+                404,
+                f"unknown model {shown!r}; this server serves {manifest.name!r} "
+                f"version {manifest.version!r}",
+            )
+        if action == "infer":
+            if method != "POST":
+                raise RequestError(405, f"{path} accepts POST, not {method}")
+            await self._infer(scope, receive, send, sagemaker=False)
+            return
+        if method not in ("GET", "HEAD"):
+            raise RequestError(405, f"{path} accepts GET, not {method}")
+        if action == "":
+            await _send(send, 200, orjson.dumps(self._model_metadata()))
+        elif action == "ready":
+            status, body, _ = self._ready()
+            await _send(send, status, body)
+        elif action == "config":
+            await _send(send, 200, orjson.dumps(self._model_config()))
+        else:
+            raise RequestError(404, f"no route {path!r}")
+
+    def _model_metadata(self) -> dict[str, Any]:
+        assert self._schema is not None
+        m = self._schema.manifest
+
+        def tensors(specs: Any) -> list[dict[str, Any]]:
+            return [
+                {"name": s.name, "datatype": s.datatype, "shape": [-1, *s.shape]} for s in specs
+            ]
+
+        return {
+            "name": m.name,
+            "versions": [m.version],
+            "platform": "pytorch_libtorch",
+            "inputs": tensors(m.inputs),
+            "outputs": tensors(m.outputs),
+        }
+
+    def _model_config(self) -> dict[str, Any]:
+        assert self._schema is not None and self._model is not None
+        m = self._schema.manifest
+
+        def tensors(specs: Any) -> list[dict[str, Any]]:
+            return [
+                {"name": s.name, "data_type": triton_type(s.datatype), "dims": list(s.shape)}
+                for s in specs
+            ]
+
+        variant = self._model.variant
+        return {
+            "name": m.name,
+            "platform": "pytorch_libtorch",
+            "backend": "pytorch",
+            "max_batch_size": self._schema.max_batch_size,
+            "input": tensors(m.inputs),
+            "output": tensors(m.outputs),
+            "dynamic_batching": {
+                "preferred_batch_size": [variant.batch_size],
+                "max_queue_delay_microseconds": int(self.settings.max_delay_ms * 1000),
+            },
+            "instance_group": [{"count": len(self._model.backends), "kind": "KIND_MODEL"}],
+            "parameters": {
+                "inf3kit_target": {"string_value": variant.target},
+                "inf3kit_variant_file": {"string_value": variant.file},
+            },
+        }
+
+    # --- inference -------------------------------------------------------------------------
+
+    async def _infer(self, scope: Scope, receive: Receive, send: Send, *, sagemaker: bool) -> None:
+        started = time.perf_counter()
+        metrics = self._metrics
+        if self.state is not State.READY or metrics is None:
+            if metrics is not None:
+                metrics.failure["unavailable"].inc()
+            raise RequestError(503, self._not_ready_message())
+        self.inflight += 1
+        metrics.inflight.inc()
+        try:
+            body, content = await self._handle(scope, receive, sagemaker)
+        except RequestError as exc:
+            metrics.failure[_REASONS.get(exc.status, "internal")].inc()
+            raise
+        except Exception:
+            metrics.failure["internal"].inc()
+            raise
+        finally:
+            self.inflight -= 1
+            metrics.inflight.dec()
+        headers = [] if content is None else [(b"inference-header-content-length", b"%d" % content)]
+        content_type = JSON if content is None else b"application/octet-stream"
+        await _send(send, 200, body, content_type, headers)
+        metrics.success.inc()
+        metrics.request_seconds.observe(time.perf_counter() - started)
+
+    async def _handle(
+        self, scope: Scope, receive: Receive, sagemaker: bool
+    ) -> tuple[bytes, int | None]:
+        assert self._schema is not None and self._batcher is not None
+        content_type = length = header_length = encoding = None
+        for key, value in scope["headers"]:
+            if key == b"content-type":
+                content_type = value.split(b";", 1)[0].strip().lower()
+            elif key == b"content-length":
+                length = value
+            elif key == b"inference-header-content-length":
+                header_length = value
+            elif key == b"content-encoding":
+                encoding = value.strip().lower()
+        if encoding not in (None, b"identity"):
+            raise RequestError(
+                415,
+                f"Content-Encoding {encoding.decode(errors='replace')!r} is not supported; "
+                "send the body uncompressed",
+            )
+        if content_type not in (None, JSON, b"application/octet-stream"):
+            raise RequestError(
+                415,
+                f"Content-Type {content_type.decode(errors='replace')!r} is not supported; send "
+                "application/json, or application/octet-stream with "
+                "Inference-Header-Content-Length (binary tensors)",
+            )
+        header_len = _int_header(header_length, "Inference-Header-Content-Length")
+        if content_type == b"application/octet-stream" and header_len is None:
+            raise RequestError(
+                400, "application/octet-stream needs an Inference-Header-Content-Length header"
+            )
+        body = await self._read_body(receive, _int_header(length, "Content-Length"))
+        if sagemaker and header_len is None:
+            request = parse_sagemaker(self._schema, body)
+        else:
+            request = parse_oip(self._schema, body, header_len)
+        timeout = self._timeout_s
+        if request.timeout_s is not None:
+            timeout = min(timeout, request.timeout_s)
+        try:
+            results = await self._batcher.infer(request.arrays, request.rows, timeout)
+        except QueueFull:
+            raise RequestError(
+                429,
+                f"the request queue is full ({self.settings.queue_size} requests waiting); "
+                "retry with backoff",
+            ) from None
+        except DeadlineExceeded:
+            raise RequestError(
+                504, f"no result within the {timeout * 1000:g} ms deadline; the request was dropped"
+            ) from None
+        if request.style == "instances":
+            return encode_predictions(self._schema, results), None
+        return encode_oip(self._schema, request, results)
+
+    async def _read_body(self, receive: Receive, declared: int | None) -> bytes:
+        limit = self.settings.max_body_bytes
+        if declared is not None and declared > limit:
+            raise RequestError(413, f"body of {declared} bytes exceeds the {limit} byte limit")
+        chunks = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise RequestError(400, "the client disconnected before sending the whole body")
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                raise RequestError(413, f"body exceeds the {limit} byte limit")
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def _int_header(value: bytes | None, name: str) -> int | None:
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise RequestError(400, f"{name} must be an integer, got {value[:40]!r}") from None
+
+
+def _error_body(message: str) -> bytes:
+    return orjson.dumps({"error": message})
+
+
+async def _send(
+    send: Send,
+    status: int,
+    body: bytes,
+    content_type: bytes = JSON,
+    extra: list[tuple[bytes, bytes]] | None = None,
+) -> None:
+    headers = [(b"content-type", content_type), (b"content-length", b"%d" % len(body))]
+    if extra:
+        headers.extend(extra)
+    if status in (429, 503):
+        headers.append((b"retry-after", b"1"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _send_error(send: Send, status: int, message: str) -> None:
+    await _send(send, status, _error_body(message))

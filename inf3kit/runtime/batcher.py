@@ -1,0 +1,206 @@
+"""Dynamic batching: a bounded queue shared by the event loop and one thread per device worker.
+
+The event loop only appends requests (rows of the batch dimension) to the queue. Each worker
+thread takes its next batch itself the moment its device is free: the rows at the head of the
+queue up to the compiled batch size, once that many are waiting or the oldest has waited
+``max_delay``. Taking the batch in the worker thread, not in an event-loop task, means the
+device never idles waiting for the loop, which is busy parsing and answering HTTP. The worker
+pads to the compiled shape (the device only accepts that shape), runs the batch and hands the
+rows back to the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from inf3kit.runtime.backends import Backend
+from inf3kit.runtime.metrics import Metrics
+
+
+class QueueFull(Exception):
+    """The request queue is at capacity; the caller should answer 429 at once."""
+
+
+class DeadlineExceeded(Exception):
+    """The request's deadline passed before its result was ready."""
+
+
+@dataclass(slots=True)
+class Job:
+    """One request: input arrays (batch dim first), row count, deadline (``time.monotonic``)."""
+
+    inputs: Sequence[np.ndarray]
+    rows: int
+    deadline: float
+    future: asyncio.Future[list[np.ndarray]]
+    enqueued: float = field(default_factory=time.monotonic)
+
+
+def _expire(future: asyncio.Future[list[np.ndarray]]) -> None:
+    if not future.done():
+        future.set_exception(DeadlineExceeded())
+
+
+class Batcher:
+    """Forms batches for one model and runs them on its workers, off the event loop."""
+
+    def __init__(
+        self,
+        backends: Sequence[Backend],
+        input_shapes: Sequence[tuple[tuple[int, ...], np.dtype]],
+        batch_size: int,
+        max_delay_s: float,
+        queue_size: int,
+        metrics: Metrics,
+    ) -> None:
+        self._backends = list(backends)
+        self._input_shapes = list(input_shapes)
+        self.batch_size = batch_size
+        self._max_delay = max_delay_s
+        self._queue_size = queue_size
+        self._metrics = metrics
+        self._pending: deque[Job] = deque()
+        self._pending_rows = 0
+        self._cond = threading.Condition()
+        self._closed = False
+        self._threads: list[threading.Thread] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        for i, backend in enumerate(self._backends):
+            thread = threading.Thread(
+                target=self._work, args=(backend,), name=f"inf3kit-worker-{i}", daemon=True
+            )
+            thread.start()
+            self._threads.append(thread)
+
+    async def stop(self) -> None:
+        """Stop the workers once their current batch is done (requests are drained before)."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        await asyncio.to_thread(self._join)
+
+    def _join(self) -> None:
+        for thread in self._threads:
+            thread.join(5)
+
+    async def infer(
+        self, inputs: Sequence[np.ndarray], rows: int, timeout_s: float
+    ) -> list[np.ndarray]:
+        """Queue one request and wait for its rows of every output.
+
+        Raises :class:`QueueFull` at once when the queue is full and :class:`DeadlineExceeded`
+        when ``timeout_s`` passes first; a request that expires while queued is never computed.
+        """
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[list[np.ndarray]] = loop.create_future()
+        job = Job(inputs, rows, time.monotonic() + timeout_s, future)
+        with self._cond:
+            if len(self._pending) >= self._queue_size:
+                raise QueueFull
+            self._pending.append(job)
+            self._pending_rows += rows
+            # Wake a worker only when it has something to decide: a first request starts the
+            # delay clock, a full batch is ready. Otherwise it wakes by its own timeout.
+            if len(self._pending) == 1 or self._pending_rows >= self.batch_size:
+                self._cond.notify()
+        timer = loop.call_later(timeout_s, _expire, future)
+        try:
+            return await future
+        finally:
+            timer.cancel()
+
+    # --- worker threads ---------------------------------------------------------------------
+
+    def _take(self) -> list[Job] | None:
+        """Block until a batch is due; return its jobs in arrival order (None when closed)."""
+        with self._cond:
+            while True:
+                if self._closed:
+                    return None
+                now = time.monotonic()
+                while self._pending and (
+                    self._pending[0].future.done() or now >= self._pending[0].deadline
+                ):
+                    self._pending_rows -= self._pending.popleft().rows
+                if not self._pending:
+                    self._cond.wait()
+                    continue
+                due = self._pending[0].enqueued + self._max_delay
+                if self._pending_rows < self.batch_size and now < due:
+                    self._cond.wait(due - now)
+                    continue
+                jobs: list[Job] = []
+                rows = 0
+                while self._pending and rows + self._pending[0].rows <= self.batch_size:
+                    job = self._pending.popleft()
+                    self._pending_rows -= job.rows
+                    if not job.future.done() and now < job.deadline:
+                        jobs.append(job)
+                        rows += job.rows
+                if jobs:
+                    return jobs
+
+    def _work(self, backend: Backend) -> None:
+        metrics = self._metrics
+        while (jobs := self._take()) is not None:
+            rows = sum(j.rows for j in jobs)
+            started = time.monotonic()
+            for job in jobs:
+                metrics.queue_seconds.observe(started - job.enqueued)
+            try:
+                outputs = backend.run(self._assemble(jobs, rows))
+            except Exception as exc:
+                self._reply(self._fail, jobs, exc)
+                continue
+            metrics.compute_seconds.observe(time.monotonic() - started)
+            metrics.executions.inc()
+            metrics.inferences.inc(rows)
+            self._reply(self._deliver, jobs, outputs)
+
+    def _reply(self, callback: Callable[..., None], *args: object) -> None:
+        assert self._loop is not None
+        # RuntimeError: the loop closed during shutdown, so nobody is waiting any more.
+        with contextlib.suppress(RuntimeError):
+            self._loop.call_soon_threadsafe(callback, *args)
+
+    def _assemble(self, jobs: Sequence[Job], rows: int) -> list[np.ndarray]:
+        whole = len(jobs) == 1 and rows == self.batch_size
+        if whole and all(a.flags.writeable for a in jobs[0].inputs):
+            return list(jobs[0].inputs)
+        batch = []
+        for i, (shape, dtype) in enumerate(self._input_shapes):
+            buf = np.empty((self.batch_size, *shape), dtype=dtype)
+            offset = 0
+            for job in jobs:
+                buf[offset : offset + job.rows] = job.inputs[i]
+                offset += job.rows
+            buf[offset:] = 0
+            batch.append(buf)
+        return batch
+
+    # --- back on the event loop -------------------------------------------------------------
+
+    @staticmethod
+    def _deliver(jobs: Sequence[Job], outputs: Sequence[np.ndarray]) -> None:
+        offset = 0
+        for job in jobs:
+            if not job.future.done():
+                job.future.set_result([out[offset : offset + job.rows] for out in outputs])
+            offset += job.rows
+
+    @staticmethod
+    def _fail(jobs: Sequence[Job], exc: Exception) -> None:
+        for job in jobs:
+            if not job.future.done():
+                job.future.set_exception(exc)

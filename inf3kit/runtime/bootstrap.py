@@ -1,0 +1,328 @@
+"""``inf3kit bootstrap``: turn a fresh Neuron instance into a ready model server.
+
+The fleet's user data only installs inf3kit and calls this, so the steps are Python code under
+test instead of shell in a template: download the bundle from S3, verify every checksum, unpack
+it, pick the variant for this hardware, write an environment file and a systemd unit for
+``inf3kit serve`` pinned to the NeuronCores, start it, wait for readiness, and signal
+CloudFormation. Any failure stops before the service starts (a corrupt bundle never serves) and
+sends a FAILURE signal, so a rolling update stops and rolls back.
+
+systemd, the readiness probe, the signal and the instance metadata lookups are injectable so the
+sequence is testable without an instance.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from inf3kit.runtime.bundle import open_bundle, verify_bundle
+from inf3kit.runtime.hardware import HostHardware, probe_hardware, select_variant
+from inf3kit.runtime.manifest import ManifestError
+
+log = logging.getLogger("inf3kit.bootstrap")
+
+BUNDLE_ENV = "INF3KIT_BUNDLE_URI"
+"""Environment variable read when ``--bundle`` is not given."""
+SERVICE_NAME = "inf3kit"
+READY_PATHS = ("/v2/health/ready", "/ping")
+_S3_URI = re.compile(r"^s3://(?P<bucket>[^/]+)/(?P<key>.+)$")
+_IMDS = "http://169.254.169.254"
+
+Runner = Callable[[Sequence[str]], None]
+Signal = Callable[[str, str], None]
+"""``signal(status, reason)`` with status SUCCESS or FAILURE."""
+
+
+class BootstrapError(RuntimeError):
+    """Bootstrap stopped; the message says which step failed, why, and what to do."""
+
+
+@dataclass
+class BootstrapConfig:
+    bundle: str
+    port: int = 8080
+    model_dir: Path = Path("/opt/inf3kit/model")
+    env_file: Path = Path("/etc/inf3kit/serve.env")
+    unit_dir: Path = Path("/etc/systemd/system")
+    executable: str = field(default_factory=lambda: str(Path(sys.prefix) / "bin" / "inf3kit"))
+    env: Mapping[str, str] = field(default_factory=dict)
+    region: str | None = None
+    stack: str | None = None
+    resource: str | None = None
+    ready_timeout: float = 1200.0
+    grace_seconds: float = 30.0
+
+    @property
+    def unit_path(self) -> Path:
+        return self.unit_dir / f"{SERVICE_NAME}.service"
+
+
+@dataclass(frozen=True)
+class BootstrapResult:
+    model_dir: Path
+    variant: str
+    neuron_cores: int
+    started: bool
+    signalled: str | None
+
+
+def parse_s3_uri(uri: str) -> tuple[str, str]:
+    match = _S3_URI.match(uri or "")
+    if not match:
+        raise BootstrapError(
+            f"bundle {uri!r} is not an s3:// URI. Fix: pass --bundle s3://BUCKET/KEY.tar.gz "
+            f"(or set {BUNDLE_ENV})"
+        )
+    return match["bucket"], match["key"]
+
+
+def systemctl(args: Sequence[str]) -> None:
+    """The real runner: ``systemctl ARGS``, raising on failure."""
+    subprocess.run(["systemctl", *args], check=True)
+
+
+def imds_get(path: str, timeout: float = 2.0) -> str | None:
+    """Read an instance metadata path with an IMDSv2 token; None off EC2."""
+    try:
+        token_req = urllib.request.Request(
+            f"{_IMDS}/latest/api/token",
+            method="PUT",
+            headers={"X-aws-ec2-metadata-token-ttl-seconds": "300"},
+        )
+        with urllib.request.urlopen(token_req, timeout=timeout) as resp:
+            token = resp.read().decode()
+        req = urllib.request.Request(
+            f"{_IMDS}/latest/{path}", headers={"X-aws-ec2-metadata-token": token}
+        )
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return str(resp.read().decode().strip())
+    except (urllib.error.URLError, OSError):
+        return None
+
+
+def cfn_signal(
+    config: BootstrapConfig, instance_id: Callable[[], str | None] = lambda: None
+) -> Signal:
+    """A signal function for the group's CreationPolicy/UpdatePolicy, or a no-op without a stack."""
+
+    def send(status: str, reason: str) -> None:
+        if not (config.stack and config.resource):
+            log.info("no --stack/--resource: not signalling CloudFormation (%s)", status)
+            return
+        import boto3
+
+        unique = instance_id() or imds_get("meta-data/instance-id") or "unknown-instance"
+        boto3.client("cloudformation", region_name=config.region).signal_resource(
+            StackName=config.stack,
+            LogicalResourceId=config.resource,
+            UniqueId=unique,
+            Status=status,
+        )
+        log.info("signalled %s to %s/%s: %s", status, config.stack, config.resource, reason)
+
+    return send
+
+
+def wait_ready(port: int, timeout: float, *, host: str = "127.0.0.1", poll: float = 2.0) -> str:
+    """Poll the runtime until a readiness path answers 200; return that path."""
+    deadline = time.monotonic() + timeout
+    last = "no answer"
+    while True:
+        for path in READY_PATHS:
+            try:
+                with urllib.request.urlopen(f"http://{host}:{port}{path}", timeout=5) as resp:
+                    if resp.status == 200:
+                        return path
+                    last = f"{path} answered {resp.status}"
+            except urllib.error.HTTPError as exc:
+                last = f"{path} answered {exc.code}"
+            except (urllib.error.URLError, OSError) as exc:
+                last = f"{path}: {getattr(exc, 'reason', exc)}"
+        if time.monotonic() >= deadline:
+            raise BootstrapError(
+                f"the server on port {port} was not ready after {timeout:g} s (last: {last}). "
+                f"Fix: read `journalctl -u {SERVICE_NAME}`; a large model may need a longer "
+                "startup timeout"
+            )
+        time.sleep(poll)
+
+
+def pinned_cores(host: HostHardware) -> str | None:
+    """NEURON_RT_VISIBLE_CORES for all the NeuronCores this host has (None on CPU)."""
+    if host.neuron_cores <= 0:
+        return None
+    return "0" if host.neuron_cores == 1 else f"0-{host.neuron_cores - 1}"
+
+
+def render_env_file(config: BootstrapConfig, host: HostHardware) -> str:
+    values: dict[str, str] = {
+        "INF3KIT_MODEL_DIR": str(config.model_dir),
+        "INF3KIT_HOST": "0.0.0.0",
+        "INF3KIT_PORT": str(config.port),
+        "INF3KIT_GRACE_SECONDS": f"{config.grace_seconds:g}",
+    }
+    cores = pinned_cores(host)
+    if cores is not None:
+        values["NEURON_RT_VISIBLE_CORES"] = cores
+        values["INF3KIT_NEURON_CORES"] = str(host.neuron_cores)
+    values.update(config.env)
+    lines = ["# written by `inf3kit bootstrap`; read by the inf3kit systemd unit"]
+    for key, value in values.items():
+        if not re.fullmatch(r"[A-Z_][A-Z0-9_]*", key) or "\n" in value:
+            raise BootstrapError(
+                f"environment entry {key}={value!r} cannot go in an environment file. "
+                "Fix: use NAME=value with an upper-case name and a one-line value"
+            )
+        lines.append(f"{key}={json.dumps(value)}")
+    return "\n".join(lines) + "\n"
+
+
+def render_unit(config: BootstrapConfig, description: str) -> str:
+    grace = float(config.env.get("INF3KIT_GRACE_SECONDS", config.grace_seconds))
+    stop = int(grace) + 10
+    return f"""[Unit]
+Description={description}
+Wants=network-online.target
+After=network-online.target
+
+[Service]
+Type=exec
+EnvironmentFile={config.env_file}
+ExecStart={config.executable} serve
+Restart=on-failure
+RestartSec=5
+KillSignal=SIGTERM
+TimeoutStopSec={stop}
+LimitNOFILE=65536
+NoNewPrivileges=yes
+PrivateTmp=yes
+ProtectHome=yes
+ProtectSystem=full
+
+[Install]
+WantedBy=multi-user.target
+"""
+
+
+def download(uri: str, dest: Path, s3_client: Any = None, region: str | None = None) -> Path:
+    bucket, key = parse_s3_uri(uri)
+    if s3_client is None:
+        import boto3
+
+        s3_client = boto3.client("s3", region_name=region)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        s3_client.download_file(bucket, key, str(dest))
+    except Exception as exc:  # botocore raises several unrelated types
+        raise BootstrapError(
+            f"cannot download the bundle {uri}: {exc}. Fix: check the object exists and the "
+            "instance role may s3:GetObject it"
+        ) from None
+    return dest
+
+
+def install_bundle(config: BootstrapConfig, archive: Path, host: HostHardware) -> tuple[str, str]:
+    """Unpack and verify into a staging dir, then swap it in; return (variant, description)."""
+    parent = config.model_dir.parent
+    parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".bundle-", dir=parent))
+    try:
+        bundle = open_bundle(archive, unpack_dir=staging)
+        verify_bundle(bundle)
+        variant = select_variant(bundle.manifest, host)
+    except ManifestError as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise BootstrapError(
+            f"bundle {config.bundle} is not usable, so the server was not started: {exc}"
+        ) from None
+    if config.model_dir.exists():
+        shutil.rmtree(config.model_dir)
+    staging.rename(config.model_dir)
+    name = f"{variant.target}/b{variant.batch_size}"
+    manifest = bundle.manifest
+    return name, f"inf3kit model server ({manifest.name} {manifest.version}, {name})"
+
+
+def bootstrap(
+    config: BootstrapConfig,
+    *,
+    s3_client: Any = None,
+    run: Runner = systemctl,
+    ready: Callable[[int, float], str] = wait_ready,
+    signal: Signal | None = None,
+    lifecycle_state: Callable[[], str | None] | None = None,
+    hardware: HostHardware | None = None,
+) -> BootstrapResult:
+    """Run every step; on failure signal FAILURE and raise BootstrapError."""
+    signal = signal or cfn_signal(config)
+    state = (
+        lifecycle_state or (lambda: imds_get("meta-data/autoscaling/target-lifecycle-state"))
+    )()
+    try:
+        host = hardware or probe_hardware()
+        log.info("host: %s (%s)", host.target, host.detail)
+        with tempfile.TemporaryDirectory(prefix="inf3kit-download-") as tmp:
+            archive = download(config.bundle, Path(tmp) / "model.tar.gz", s3_client, config.region)
+            variant, description = install_bundle(config, archive, host)
+        config.env_file.parent.mkdir(parents=True, exist_ok=True)
+        config.env_file.write_text(render_env_file(config, host))
+        config.env_file.chmod(0o640)
+        config.unit_dir.mkdir(parents=True, exist_ok=True)
+        config.unit_path.write_text(render_unit(config, description))
+        run(["daemon-reload"])
+        run(["enable", f"{SERVICE_NAME}.service"])
+        # A warm-pool instance only prepares: it starts serving (systemd, enabled above) when
+        # it boots into service, and it is not one of the signals CloudFormation counts.
+        if state and state.startswith("Warmed:") and state != "Warmed:Running":
+            log.info("lifecycle state %s: prepared, not started", state)
+            return BootstrapResult(config.model_dir, variant, host.neuron_cores, False, None)
+        run(["start", f"{SERVICE_NAME}.service"])
+        path = ready(config.port, config.ready_timeout)
+    except BootstrapError as exc:
+        with contextlib.suppress(Exception):
+            signal("FAILURE", str(exc)[:4000])
+        raise
+    except Exception as exc:
+        with contextlib.suppress(Exception):
+            signal("FAILURE", f"{type(exc).__name__}: {exc}"[:4000])
+        raise BootstrapError(f"bootstrap failed: {type(exc).__name__}: {exc}") from exc
+    if state and state.startswith("Warmed:"):
+        return BootstrapResult(config.model_dir, variant, host.neuron_cores, True, None)
+    signal("SUCCESS", f"ready on {path} with {variant}")
+    return BootstrapResult(config.model_dir, variant, host.neuron_cores, True, "SUCCESS")
+
+
+def parse_env(pairs: Sequence[str]) -> dict[str, str]:
+    env = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise BootstrapError(
+                f"--env {pair!r} is not NAME=value. Fix: e.g. --env INF3KIT_PORT=8080"
+            )
+        env[key] = value
+    return env
+
+
+def bundle_from_env(value: str | None) -> str:
+    uri = value or os.environ.get(BUNDLE_ENV, "")
+    if not uri:
+        raise BootstrapError(
+            f"no bundle given. Fix: pass --bundle s3://BUCKET/KEY.tar.gz or set {BUNDLE_ENV}"
+        )
+    return uri

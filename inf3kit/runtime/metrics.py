@@ -1,0 +1,81 @@
+"""Prometheus metrics for one served model, in a registry of their own.
+
+Names follow Triton's where one exists (success/failure, inference vs execution count) so
+dashboards carry over: ``inference_count / execution_count`` is the average batch size.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+_LATENCY_BUCKETS = (
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+)  # fmt: skip
+
+FAILURE_REASONS = (
+    "bad_request", "not_found", "too_large", "unsupported_media_type", "queue_full",
+    "unavailable", "timeout", "internal",
+)  # fmt: skip
+
+
+class Metrics:
+    """Bound metric children for one model, created once so the hot path does no label lookups."""
+
+    def __init__(self, model: str) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        success = Counter(
+            "inf3kit_request_success", "Inference requests answered 200.", ["model"], registry=r
+        )
+        failure = Counter(
+            "inf3kit_request_failure",
+            "Inference requests answered with an error, by reason.",
+            ["model", "reason"],
+            registry=r,
+        )
+        inferences = Counter(
+            "inf3kit_inference_count",
+            "Samples inferred (batch rows without padding).",
+            ["model"],
+            registry=r,
+        )
+        executions = Counter(
+            "inf3kit_execution_count", "Batches executed on a device.", ["model"], registry=r
+        )
+        queue = Histogram(
+            "inf3kit_queue_duration_seconds",
+            "Time a request waited before its batch started.",
+            ["model"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        compute = Histogram(
+            "inf3kit_compute_duration_seconds",
+            "Device time per batch (sum / wall time / workers = device utilisation).",
+            ["model"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        request = Histogram(
+            "inf3kit_request_duration_seconds",
+            "Inference request time inside the server, body read to response.",
+            ["model"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        inflight = Gauge(
+            "inf3kit_inflight_requests", "Inference requests being handled.", ["model"], registry=r
+        )
+        self.ready = Gauge("inf3kit_ready", "1 when the model is ready to serve.", registry=r)
+        self.workers = Gauge("inf3kit_workers", "Device workers serving the model.", registry=r)
+        self.success = success.labels(model)
+        self.failure = {reason: failure.labels(model, reason) for reason in FAILURE_REASONS}
+        self.inferences = inferences.labels(model)
+        self.executions = executions.labels(model)
+        self.queue_seconds = queue.labels(model)
+        self.compute_seconds = compute.labels(model)
+        self.request_seconds = request.labels(model)
+        self.inflight = inflight.labels(model)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,117 @@
+"""Server settings from ``INF3KIT_*`` environment variables (docs/runtime.md has the table).
+
+Environment variables are how SageMaker and the fleet's systemd unit configure a container;
+CLI flags override them. Every bad value is reported with the variable name and the fix.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields, replace
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved runtime settings; field ``x`` is read from ``INF3KIT_X``."""
+
+    model_dir: str = "/opt/ml/model"
+    host: str = "0.0.0.0"
+    port: int = 8080
+    target: str | None = None
+    max_batch_size: int | None = None
+    max_delay_ms: float = 2.0
+    queue_size: int = 1024
+    workers: int = 1
+    torch_threads: int | None = None
+    neuron_cores: int | None = None
+    request_timeout_ms: float = 30_000.0
+    max_body_bytes: int = 32 * 1024 * 1024
+    grace_seconds: float = 20.0
+    log_level: str = "info"
+    access_log: bool = False
+    simulated_device_ms: float | None = None
+
+    def with_overrides(self, **overrides: Any) -> Settings:
+        """Apply non-``None`` overrides (CLI flags) on top of the environment."""
+        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def _int(value: str) -> int:
+    return int(value)
+
+
+def _bool(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("expected one of 1/0, true/false, yes/no, on/off")
+
+
+_PARSERS: dict[str, Callable[[str], Any]] = {
+    "port": _int,
+    "max_batch_size": _int,
+    "max_delay_ms": float,
+    "queue_size": _int,
+    "workers": _int,
+    "torch_threads": _int,
+    "neuron_cores": _int,
+    "request_timeout_ms": float,
+    "max_body_bytes": _int,
+    "grace_seconds": float,
+    "access_log": _bool,
+    "simulated_device_ms": float,
+}
+
+_MINIMUM: dict[str, float] = {
+    "port": 0,
+    "max_batch_size": 1,
+    "max_delay_ms": 0,
+    "queue_size": 1,
+    "workers": 1,
+    "torch_threads": 1,
+    "neuron_cores": 1,
+    "request_timeout_ms": 1,
+    "max_body_bytes": 1024,
+    "grace_seconds": 0,
+    "simulated_device_ms": 0,
+}
+
+
+def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    """Read settings from ``environ`` (default ``os.environ``), then apply CLI ``overrides``.
+
+    The port comes from ``--port``, else ``SAGEMAKER_BIND_TO_PORT`` (SageMaker's instruction
+    wins over the image's own default), else ``INF3KIT_PORT``, else 8080.
+    """
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    problems = []
+    for f in fields(Settings):
+        var = f"INF3KIT_{f.name.upper()}"
+        raw = env.get(var)
+        if f.name == "port" and env.get("SAGEMAKER_BIND_TO_PORT"):
+            var, raw = "SAGEMAKER_BIND_TO_PORT", env["SAGEMAKER_BIND_TO_PORT"]
+        if raw is None or raw == "":
+            continue
+        try:
+            value = _PARSERS.get(f.name, str)(raw)
+        except ValueError as exc:
+            problems.append(f"{var}={raw!r}: not a valid {f.name.replace('_', ' ')} ({exc})")
+            continue
+        values[f.name] = value
+    settings = Settings(**values).with_overrides(**overrides)
+    for name, low in _MINIMUM.items():
+        value = getattr(settings, name)
+        if value is not None and value < low:
+            problems.append(f"INF3KIT_{name.upper()}={value!r}: must be >= {low:g}")
+    if settings.port > 65535:
+        problems.append(f"port {settings.port}: must be <= 65535")
+    if problems:
+        raise ValueError("invalid runtime settings:\n  - " + "\n  - ".join(problems))
+    return settings

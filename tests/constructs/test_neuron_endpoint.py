@@ -1,0 +1,983 @@
+"""NeuronEndpoint: what it puts in the template, and an exact message for every rule it enforces."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import aws_cdk as cdk
+import pytest
+from aws_cdk import Duration
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_s3 as s3
+from aws_cdk.assertions import Annotations, Match, Template
+
+from inf3kit.catalog import load_compatibility
+from inf3kit.catalog.compatibility import Compatibility
+from inf3kit.constructs import (
+    PROVISIONAL_WARNING_ID,
+    EndpointImage,
+    EndpointRollout,
+    ModelData,
+    NeuronEndpoint,
+    ScaleDownSchedule,
+)
+from inf3kit.constructs.endpoint_image import requirements, stage_runtime_context
+from inf3kit.constructs.neuron_endpoint import RUNTIME_ENV, SDK_WARNING_ID
+
+ECR_URI = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/team/ranker:1.4.2"
+
+
+def _stack() -> tuple[cdk.Stack, s3.IBucket]:
+    stack = cdk.Stack(
+        cdk.App(), "Test", env=cdk.Environment(account="111122223333", region="us-east-1")
+    )
+    return stack, s3.Bucket.from_bucket_name(stack, "Models", "models-bucket")
+
+
+@pytest.fixture(scope="module")
+def default() -> tuple[NeuronEndpoint, Template]:
+    """Fewest props plus a VPC: the defaults as a user gets them."""
+    stack, bucket = _stack()
+    vpc = ec2.Vpc(stack, "Vpc", max_azs=2, nat_gateways=1)
+    endpoint = NeuronEndpoint(
+        stack,
+        "Endpoint",
+        instance_type="ml.inf2.xlarge",
+        model_data=ModelData.from_bucket(bucket, "ranker/model.tar.gz"),
+        vpc=vpc,
+        max_batch_size=8,
+        max_delay=Duration.millis(4),
+    )
+    invoker = iam.Role(stack, "Caller", assumed_by=iam.AccountRootPrincipal())
+    endpoint.grant_invoke(invoker)
+    return endpoint, Template.from_stack(stack)
+
+
+@pytest.fixture(scope="module")
+def linear() -> tuple[NeuronEndpoint, Template]:
+    """A DLC by name, linear rollout, data capture, a night schedule and a user alarm."""
+    stack, bucket = _stack()
+    capture = s3.Bucket(stack, "Capture", enforce_ssl=True)
+    user_alarm = cloudwatch.Alarm(
+        stack,
+        "UserAlarm",
+        metric=cloudwatch.Metric(namespace="Team", metric_name="Errors"),
+        threshold=1,
+        evaluation_periods=1,
+    )
+    endpoint = NeuronEndpoint(
+        stack,
+        "Endpoint",
+        instance_type="ml.inf2.8xlarge",
+        model_data=ModelData.from_bucket(bucket, "llm/model.tar.gz"),
+        image=EndpointImage.dlc("djl-neuronx"),
+        endpoint_name="llm-prod",
+        min_instances=2,
+        max_instances=6,
+        initial_instances=3,
+        invocations_per_instance=120,
+        scale_in_cooldown=Duration.minutes(10),
+        scale_out_cooldown=Duration.minutes(2),
+        scale_down_schedule=ScaleDownSchedule(
+            scale_down="cron(0 20 ? * MON-FRI *)",
+            scale_up="cron(0 6 ? * MON-FRI *)",
+            time_zone="Europe/Berlin",
+        ),
+        rollout=EndpointRollout.linear(25, bake_time=Duration.minutes(5)),
+        rollback_alarms=[user_alarm],
+        data_capture_bucket=capture,
+        data_capture_percent=20,
+        startup_timeout=Duration.minutes(30),
+        download_timeout=Duration.minutes(20),
+        volume_size_gb=200,
+        environment={"OPTION_TENSOR_PARALLEL_DEGREE": "2"},
+    )
+    return endpoint, Template.from_stack(stack)
+
+
+@pytest.fixture(scope="module")
+def rolling() -> Template:
+    """An explicit ECR URI, a rolling update and a type with local NVMe storage."""
+    stack, bucket = _stack()
+    NeuronEndpoint(
+        stack,
+        "Endpoint",
+        instance_type="ml.trn1.2xlarge",
+        model_data=ModelData.from_bucket(bucket, "ranker/model.tar.gz"),
+        image=EndpointImage.from_uri(ECR_URI, network_isolation=False),
+        rollout=EndpointRollout.rolling(20, bake_time=Duration.minutes(3)),
+    )
+    return Template.from_stack(stack)
+
+
+@pytest.fixture(scope="module")
+def inf3() -> tuple[cdk.Stack, Template]:
+    stack, bucket = _stack()
+    NeuronEndpoint(
+        stack,
+        "Endpoint",
+        instance_type="ml.inf3.xlarge",
+        model_data=ModelData.from_bucket(bucket, "ranker/model.tar.gz"),
+        rollout=EndpointRollout.all_at_once(bake_time=Duration.minutes(15)),
+    )
+    return stack, Template.from_stack(stack)
+
+
+def _statements(template: Template) -> list[dict[str, Any]]:
+    found = []
+    for policy in template.find_resources("AWS::IAM::Policy").values():
+        roles = json.dumps(policy["Properties"].get("Roles", []))
+        if "EndpointRole" in roles:
+            found += policy["Properties"]["PolicyDocument"]["Statement"]
+    return found
+
+
+# --- model, image and role ------------------------------------------------------------------
+
+
+def test_model_reads_the_bundle_with_the_runtime_image_and_isolation(default) -> None:
+    _, template = default
+    template.has_resource_properties(
+        "AWS::SageMaker::Model",
+        {
+            "EnableNetworkIsolation": True,
+            "PrimaryContainer": {
+                "Image": {"Fn::Sub": Match.string_like_regexp("container-assets")},
+                "ModelDataUrl": "s3://models-bucket/ranker/model.tar.gz",
+                "Mode": "SingleModel",
+                "Environment": {
+                    "INF3KIT_MAX_BATCH_SIZE": "8",
+                    "INF3KIT_MAX_DELAY_MS": "4",
+                    "INF3KIT_QUEUE_SIZE": Match.absent(),
+                },
+            },
+        },
+    )
+
+
+def test_role_has_no_wildcard_action_and_no_managed_policy(default, linear, rolling) -> None:
+    for template in (default[1], linear[1], rolling):
+        template.has_resource_properties(
+            "AWS::IAM::Role",
+            {
+                "AssumeRolePolicyDocument": Match.object_like(
+                    {
+                        "Statement": [
+                            Match.object_like({"Principal": {"Service": "sagemaker.amazonaws.com"}})
+                        ]
+                    }
+                ),
+                "ManagedPolicyArns": Match.absent(),
+            },
+        )
+        for statement in _statements(template):
+            actions = statement["Action"]
+            for action in [actions] if isinstance(actions, str) else actions:
+                assert "*" not in action, statement
+
+
+def test_role_reads_that_model_object_only(default) -> None:
+    _, template = default
+    read = [s for s in _statements(template) if s.get("Sid") == "ReadModelData"]
+    assert read == [
+        {
+            "Sid": "ReadModelData",
+            "Action": "s3:GetObject",
+            "Effect": "Allow",
+            "Resource": {
+                "Fn::Join": [
+                    "",
+                    ["arn:", {"Ref": "AWS::Partition"}, ":s3:::models-bucket/ranker/model.tar.gz"],
+                ]
+            },
+        }
+    ]
+
+
+def test_role_pulls_only_its_image_repository(default, rolling) -> None:
+    pulls = [s for s in _statements(rolling) if "ecr:BatchGetImage" in s["Action"]]
+    assert [s["Resource"] for s in pulls] == [
+        {
+            "Fn::Join": [
+                "",
+                [
+                    "arn:",
+                    {"Ref": "AWS::Partition"},
+                    ":ecr:eu-west-1:123456789012:repository/team/ranker",
+                ],
+            ]
+        }
+    ]
+    token = [s for s in _statements(rolling) if s["Action"] == "ecr:GetAuthorizationToken"]
+    assert [s["Resource"] for s in token] == ["*"]
+    asset_pull = [s for s in _statements(default[1]) if "ecr:BatchGetImage" in s["Action"]]
+    assert "container-assets" in json.dumps(asset_pull[0]["Resource"])
+
+
+def test_dlc_image_comes_from_the_matrix_and_the_regional_dlc_account(linear) -> None:
+    _, template = linear
+    template.has_resource_properties(
+        "AWS::SageMaker::Model",
+        {
+            "EnableNetworkIsolation": False,
+            "PrimaryContainer": Match.object_like(
+                {
+                    "Image": Match.object_like(
+                        {
+                            "Fn::Join": [
+                                "",
+                                Match.array_with(["/djl-inference:0.29.0-neuronx-sdk2.19.1"]),
+                            ]
+                        }
+                    ),
+                    "Environment": {"OPTION_TENSOR_PARALLEL_DEGREE": "2"},
+                }
+            ),
+        },
+    )
+    assert "763104351884" in json.dumps(template.to_json())
+
+
+def test_role_writes_logs_and_namespaced_metrics_and_decrypts_with_the_key(default) -> None:
+    endpoint, template = default
+    by_sid = {s.get("Sid"): s for s in _statements(template)}
+    assert by_sid["WriteLogs"]["Action"] == [
+        "logs:CreateLogStream",
+        "logs:DescribeLogStreams",
+        "logs:PutLogEvents",
+    ]
+    assert by_sid["WriteLogs"]["Resource"]["Fn::GetAtt"][0].startswith("EndpointLogs")
+    assert by_sid["PutMetrics"]["Action"] == "cloudwatch:PutMetricData"
+    assert by_sid["PutMetrics"]["Condition"] == {
+        "StringLike": {"cloudwatch:namespace": ["/aws/sagemaker/*", "inf3kit*"]}
+    }
+    assert by_sid["DecryptModelData"]["Action"] == "kms:Decrypt"
+    template.has_resource_properties(
+        "AWS::Logs::LogGroup",
+        {
+            "LogGroupName": f"/aws/sagemaker/Endpoints/{endpoint.endpoint_name}",
+            "RetentionInDays": 365,
+            "KmsKeyId": Match.any_value(),
+        },
+    )
+
+
+def test_grant_invoke_allows_invoke_endpoint_on_the_endpoint_arn(default) -> None:
+    _, template = default
+    template.has_resource_properties(
+        "AWS::IAM::Policy",
+        {
+            "Roles": [{"Ref": Match.string_like_regexp("^Caller")}],
+            "PolicyDocument": {
+                "Statement": [
+                    {
+                        "Action": "sagemaker:InvokeEndpoint",
+                        "Effect": "Allow",
+                        "Resource": {"Ref": Match.string_like_regexp("^Endpoint")},
+                    }
+                ],
+                "Version": "2012-10-17",
+            },
+        },
+    )
+
+
+# --- endpoint config ------------------------------------------------------------------------
+
+
+def test_config_is_kms_encrypted_with_a_stable_variant_and_neuron_timeouts(default) -> None:
+    _, template = default
+    template.has_resource_properties(
+        "AWS::SageMaker::EndpointConfig",
+        {
+            "KmsKeyId": {"Fn::GetAtt": [Match.string_like_regexp("^EndpointKey"), "Arn"]},
+            "ProductionVariants": [
+                {
+                    "VariantName": "AllTraffic",
+                    "InstanceType": "ml.inf2.xlarge",
+                    "InitialInstanceCount": 1,
+                    "InitialVariantWeight": 1,
+                    "ModelName": Match.any_value(),
+                    "ContainerStartupHealthCheckTimeoutInSeconds": 900,
+                    "ModelDataDownloadTimeoutInSeconds": 900,
+                }
+            ],
+            "DataCaptureConfig": Match.absent(),
+        },
+    )
+    template.has_resource_properties("AWS::KMS::Key", {"EnableKeyRotation": True})
+
+
+def test_config_takes_timeouts_volume_and_data_capture(linear) -> None:
+    _, template = linear
+    template.has_resource_properties(
+        "AWS::SageMaker::EndpointConfig",
+        {
+            "ProductionVariants": [
+                Match.object_like(
+                    {
+                        "VariantName": "AllTraffic",
+                        "InitialInstanceCount": 3,
+                        "ContainerStartupHealthCheckTimeoutInSeconds": 1800,
+                        "ModelDataDownloadTimeoutInSeconds": 1200,
+                        "VolumeSizeInGB": 200,
+                    }
+                )
+            ],
+            "DataCaptureConfig": {
+                "EnableCapture": True,
+                "InitialSamplingPercentage": 20,
+                "DestinationS3Uri": Match.any_value(),
+                "KmsKeyId": Match.any_value(),
+                "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
+                "CaptureContentTypeHeader": {"JsonContentTypes": ["application/json"]},
+            },
+        },
+    )
+    by_sid = {s.get("Sid"): s for s in _statements(template)}
+    assert by_sid["WriteDataCapture"]["Action"] == "s3:PutObject"
+    assert "data-capture/llm-prod/*" in json.dumps(by_sid["WriteDataCapture"]["Resource"])
+
+
+def test_local_nvme_types_get_no_kms_key_or_volume_size(rolling) -> None:
+    rolling.has_resource_properties(
+        "AWS::SageMaker::EndpointConfig",
+        {
+            "KmsKeyId": Match.absent(),
+            "ProductionVariants": [Match.object_like({"VolumeSizeInGB": Match.absent()})],
+        },
+    )
+    config = next(iter(rolling.find_resources("AWS::SageMaker::EndpointConfig").values()))
+    assert [s["id"] for s in config["Metadata"]["checkov"]["skip"]] == ["CKV_AWS_98"]
+
+
+def test_vpc_placement_with_its_own_https_only_security_group(default) -> None:
+    _, template = default
+    template.has_resource_properties(
+        "AWS::SageMaker::Model",
+        {
+            "VpcConfig": {
+                "SecurityGroupIds": [
+                    {"Fn::GetAtt": [Match.string_like_regexp("^EndpointSecurityGroup"), "GroupId"]}
+                ],
+                "Subnets": [
+                    {"Ref": Match.string_like_regexp("^VpcPrivateSubnet1")},
+                    {"Ref": Match.string_like_regexp("^VpcPrivateSubnet2")},
+                ],
+            }
+        },
+    )
+    template.has_resource_properties(
+        "AWS::EC2::SecurityGroup",
+        {
+            "GroupDescription": Match.string_like_regexp("inf3kit endpoint"),
+            "SecurityGroupIngress": Match.absent(),
+            "SecurityGroupEgress": [
+                Match.object_like({"CidrIp": "0.0.0.0/0", "FromPort": 443, "ToPort": 443})
+            ],
+        },
+    )
+
+
+def test_no_vpc_config_without_a_vpc(rolling) -> None:
+    rolling.has_resource_properties(
+        "AWS::SageMaker::Model", {"VpcConfig": Match.absent(), "EnableNetworkIsolation": False}
+    )
+
+
+# --- autoscaling ----------------------------------------------------------------------------
+
+
+def test_scalable_target_tracks_invocations_per_instance(default, linear) -> None:
+    _, template = linear
+    template.has_resource_properties(
+        "AWS::ApplicationAutoScaling::ScalableTarget",
+        {
+            "ServiceNamespace": "sagemaker",
+            "ScalableDimension": "sagemaker:variant:DesiredInstanceCount",
+            "MinCapacity": 2,
+            "MaxCapacity": 6,
+            "ResourceId": {
+                "Fn::Join": [
+                    "",
+                    [
+                        "endpoint/",
+                        {"Fn::GetAtt": [Match.any_value(), "EndpointName"]},
+                        "/variant/AllTraffic",
+                    ],
+                ]
+            },
+            "RoleARN": Match.object_like(
+                {
+                    "Fn::Join": [
+                        "",
+                        Match.array_with(
+                            [
+                                Match.string_like_regexp(
+                                    "AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint"
+                                )
+                            ]
+                        ),
+                    ]
+                }
+            ),
+        },
+    )
+    template.has_resource_properties(
+        "AWS::ApplicationAutoScaling::ScalingPolicy",
+        {
+            "PolicyType": "TargetTrackingScaling",
+            "TargetTrackingScalingPolicyConfiguration": {
+                "PredefinedMetricSpecification": {
+                    "PredefinedMetricType": "SageMakerVariantInvocationsPerInstance"
+                },
+                "TargetValue": 120,
+                "ScaleInCooldown": 600,
+                "ScaleOutCooldown": 120,
+            },
+        },
+    )
+    default[1].has_resource_properties(
+        "AWS::ApplicationAutoScaling::ScalableTarget",
+        {"MinCapacity": 1, "MaxCapacity": 2, "ScheduledActions": Match.absent()},
+    )
+
+
+def test_scheduled_scale_down_and_back_up(linear) -> None:
+    _, template = linear
+    template.has_resource_properties(
+        "AWS::ApplicationAutoScaling::ScalableTarget",
+        {
+            "ScheduledActions": [
+                {
+                    "ScheduledActionName": "ScaleDown",
+                    "Schedule": "cron(0 20 ? * MON-FRI *)",
+                    "ScalableTargetAction": {"MinCapacity": 1, "MaxCapacity": 1},
+                    "Timezone": "Europe/Berlin",
+                },
+                {
+                    "ScheduledActionName": "ScaleUp",
+                    "Schedule": "cron(0 6 ? * MON-FRI *)",
+                    "ScalableTargetAction": {"MinCapacity": 2, "MaxCapacity": 6},
+                    "Timezone": "Europe/Berlin",
+                },
+            ]
+        },
+    )
+
+
+# --- rollouts and alarms --------------------------------------------------------------------
+
+
+def _rollback_alarms() -> dict[str, Any]:
+    return {
+        "Alarms": [
+            {"AlarmName": {"Ref": Match.string_like_regexp("^EndpointErrors5xxAlarm")}},
+            {"AlarmName": {"Ref": Match.string_like_regexp("^EndpointLatencyAlarm")}},
+        ]
+    }
+
+
+def test_default_rollout_is_canary_blue_green_with_alarm_rollback(default) -> None:
+    endpoint, template = default
+    assert re.fullmatch(r"Test-Endpoint-[0-9A-F]{8}", endpoint.endpoint_name)
+    template.has_resource_properties(
+        "AWS::SageMaker::Endpoint",
+        {
+            "EndpointName": endpoint.endpoint_name,
+            "DeploymentConfig": {
+                "AutoRollbackConfiguration": _rollback_alarms(),
+                "BlueGreenUpdatePolicy": {
+                    "TrafficRoutingConfiguration": {
+                        "Type": "CANARY",
+                        "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": 10},
+                        "WaitIntervalInSeconds": 600,
+                    },
+                    "MaximumExecutionTimeoutInSeconds": 3600,
+                    "TerminationWaitInSeconds": 0,
+                },
+            },
+        },
+    )
+
+
+def test_linear_rollout_includes_user_alarms_and_sizes_its_timeout(linear) -> None:
+    _, template = linear
+    template.has_resource_properties(
+        "AWS::SageMaker::Endpoint",
+        {
+            "EndpointName": "llm-prod",
+            "DeploymentConfig": {
+                "AutoRollbackConfiguration": {
+                    "Alarms": [
+                        Match.object_like({}),
+                        Match.object_like({}),
+                        {"AlarmName": {"Ref": Match.string_like_regexp("^UserAlarm")}},
+                    ]
+                },
+                "BlueGreenUpdatePolicy": {
+                    "TrafficRoutingConfiguration": {
+                        "Type": "LINEAR",
+                        "LinearStepSize": {"Type": "CAPACITY_PERCENT", "Value": 25},
+                        "WaitIntervalInSeconds": 300,
+                        "CanarySize": Match.absent(),
+                    },
+                    # 4 steps x 5 min + 30 min startup + 20 min download
+                    "MaximumExecutionTimeoutInSeconds": 4200,
+                    "TerminationWaitInSeconds": 0,
+                },
+            },
+        },
+    )
+
+
+def test_all_at_once_rollout(inf3) -> None:
+    _, template = inf3
+    template.has_resource_properties(
+        "AWS::SageMaker::Endpoint",
+        {
+            "DeploymentConfig": Match.object_like(
+                {
+                    "BlueGreenUpdatePolicy": Match.object_like(
+                        {
+                            "TrafficRoutingConfiguration": {
+                                "Type": "ALL_AT_ONCE",
+                                "WaitIntervalInSeconds": 900,
+                            }
+                        }
+                    )
+                }
+            )
+        },
+    )
+
+
+def test_rolling_update_does_not_use_blue_green(rolling) -> None:
+    rolling.has_resource_properties(
+        "AWS::SageMaker::Endpoint",
+        {
+            "DeploymentConfig": {
+                "AutoRollbackConfiguration": _rollback_alarms(),
+                "BlueGreenUpdatePolicy": Match.absent(),
+                "RollingUpdatePolicy": {
+                    "MaximumBatchSize": {"Type": "CAPACITY_PERCENT", "Value": 20},
+                    "WaitIntervalInSeconds": 180,
+                    "MaximumExecutionTimeoutInSeconds": 3600,
+                    "RollbackMaximumBatchSize": {"Type": "CAPACITY_PERCENT", "Value": 100},
+                },
+            }
+        },
+    )
+
+
+def test_alarms_watch_5xx_errors_and_p99_model_latency(default) -> None:
+    endpoint, template = default
+    dims = [
+        {"Name": "EndpointName", "Value": endpoint.endpoint_name},
+        {"Name": "VariantName", "Value": "AllTraffic"},
+    ]
+    template.has_resource_properties(
+        "AWS::CloudWatch::Alarm",
+        {
+            "Namespace": "AWS/SageMaker",
+            "MetricName": "Invocation5XXErrors",
+            "Dimensions": dims,
+            "Statistic": "Sum",
+            "Threshold": 1,
+            "EvaluationPeriods": 2,
+            "TreatMissingData": "notBreaching",
+        },
+    )
+    template.has_resource_properties(
+        "AWS::CloudWatch::Alarm",
+        {
+            "MetricName": "ModelLatency",
+            "ExtendedStatistic": "p99",
+            "Threshold": 1_000_000,  # 1 s in microseconds
+            "EvaluationPeriods": 3,
+            "Dimensions": dims,
+        },
+    )
+    assert len(endpoint.alarms) == 2
+
+
+def test_metrics_address_the_variant(default) -> None:
+    endpoint, _ = default
+    names = {
+        m.metric_name: m.statistic
+        for m in (
+            endpoint.metric_invocations(),
+            endpoint.metric_invocations_per_instance(),
+            endpoint.metric_invocation_5xx_errors(),
+            endpoint.metric_invocation_4xx_errors(),
+            endpoint.metric_model_latency(),
+        )
+    }
+    assert names == {
+        "Invocations": "Sum",
+        "InvocationsPerInstance": "Sum",
+        "Invocation5XXErrors": "Sum",
+        "Invocation4XXErrors": "Sum",
+        "ModelLatency": "p99",
+    }
+    assert endpoint.metric_invocations().dimensions == {
+        "EndpointName": endpoint.endpoint_name,
+        "VariantName": "AllTraffic",
+    }
+
+
+# --- catalog checks -------------------------------------------------------------------------
+
+
+def test_provisional_type_warns_and_waives_the_lint_enum_check(inf3) -> None:
+    stack, template = inf3
+    warnings = Annotations.from_stack(stack).find_warning(
+        "*", Match.string_like_regexp("provisional")
+    )
+    assert any(
+        PROVISIONAL_WARNING_ID in json.dumps(w.entry.data)
+        or "ml.inf3.xlarge is provisional" in json.dumps(w.entry.data)
+        for w in warnings
+    )
+    sdk = Annotations.from_stack(stack).find_warning(
+        "*", Match.string_like_regexp("Neuron SDK 2.21.0")
+    )
+    assert sdk and SDK_WARNING_ID
+    template.has_resource(
+        "AWS::SageMaker::EndpointConfig",
+        {"Metadata": Match.object_like({"cfn-lint": {"config": {"ignore_checks": ["E3030"]}}})},
+    )
+
+
+def test_listed_type_keeps_the_lint_check(default) -> None:
+    _, template = default
+    config = next(iter(template.find_resources("AWS::SageMaker::EndpointConfig").values()))
+    assert "cfn-lint" not in config.get("Metadata", {})
+
+
+def test_every_ga_sagemaker_neuron_type_is_known_to_cfn_lint() -> None:
+    """The E3030 waiver is only for provisional types: GA ones must be in cfn-lint's list."""
+    cfnlint = pytest.importorskip("cfnlint")
+    from pathlib import Path
+
+    from inf3kit.catalog import load_catalog
+
+    enum_file = (
+        Path(cfnlint.__file__).parent
+        / "data/schemas/extensions/aws_sagemaker_hosting/instancetype_enum.json"
+    )
+    listed = set(json.loads(enum_file.read_text())["us-east-1"]["enum"])
+    ga = {
+        t.name
+        for t in load_catalog().types(platform="sagemaker")
+        if t.is_neuron and not t.provisional
+    }
+    assert ga - listed == set()
+
+
+def test_runtime_env_names_follow_the_runtime_contract() -> None:
+    assert set(RUNTIME_ENV.values()) == {
+        "INF3KIT_MAX_BATCH_SIZE",
+        "INF3KIT_MAX_DELAY_MS",
+        "INF3KIT_QUEUE_SIZE",
+        "INF3KIT_REQUEST_TIMEOUT_MS",
+        "INF3KIT_MAX_BODY_BYTES",
+        "INF3KIT_WORKERS",
+    }
+
+
+def test_runtime_build_context_has_the_dockerfile_source_and_requirements() -> None:
+    context = stage_runtime_context()
+    dockerfile = (context / "Dockerfile").read_text()
+    assert "ARG BASE_IMAGE=" in dockerfile and "FROM ${BASE_IMAGE}" in dockerfile
+    assert 'ENTRYPOINT ["inf3kit"]' in dockerfile and 'CMD ["serve"]' in dockerfile
+    assert (context / "inf3kit" / "cli.py").is_file()
+    assert not list(context.rglob("__pycache__"))
+    reqs = (context / "requirements.txt").read_text().split()
+    assert reqs == requirements() and any(r.startswith("uvicorn") for r in reqs)
+    assert not any(r.startswith("torch") or r.startswith("aws-cdk") for r in reqs)
+    assert stage_runtime_context() == context
+
+
+def test_runtime_image_builds_from_the_public_neuron_dlc(default) -> None:
+    endpoint, _ = default
+    stack = cdk.Stack.of(endpoint)
+    assembly = stack.node.root.synth()  # type: ignore[attr-defined]
+    manifest = json.loads(
+        (__import__("pathlib").Path(assembly.directory) / "Test.assets.json").read_text()
+    )
+    images = list(manifest["dockerImages"].values())
+    assert images[0]["source"]["dockerBuildArgs"] == {
+        "BASE_IMAGE": "public.ecr.aws/neuron/pytorch-inference-neuronx:"
+        "2.5.1-neuronx-py310-sdk2.21.0-ubuntu22.04"
+    }
+    assert images[0]["source"]["platform"] == "linux/amd64"
+
+
+def test_dlc_entries_match_the_sagemaker_sdk_registry() -> None:
+    """Where the sagemaker SDK lists an image, the matrix must agree with it (offline lookup)."""
+    from sagemaker.core import image_uris
+    compat = load_compatibility()
+    for name, version in (("djl-neuronx", "0.29.0"), ("huggingface-llm-neuronx", "0.3.0")):
+        entry = compat.data.images[name]
+        uri = image_uris.retrieve(
+            name, region="us-east-1", version=version, instance_type="ml.inf2.xlarge"
+        )
+        assert uri.endswith(f"/{entry.repository}:{entry.tag}"), uri
+
+
+# --- validation: one exact message per rule -------------------------------------------------
+
+
+def problems(**overrides: Any) -> list[str]:
+    stack, bucket = _stack()
+    props: dict[str, Any] = {
+        "instance_type": "ml.inf2.xlarge",
+        "model_data": ModelData.from_bucket(bucket, "m/model.tar.gz"),
+    }
+    props.update(overrides)
+    with pytest.raises(ValueError) as info:
+        NeuronEndpoint(stack, "Endpoint", **props)
+    lines = str(info.value).split("\n")
+    assert lines[0].startswith("NeuronEndpoint Endpoint: ")
+    assert not stack.node.find_child("Endpoint").node.children  # nothing created before
+    return [line.removeprefix("  - ") for line in lines[1:]]
+
+
+def test_fails_when_instance_type_is_unknown() -> None:
+    assert problems(instance_type="ml.inf2.xlarg") == [
+        "instance_type: unknown instance type 'ml.inf2.xlarg'; did you mean 'ml.inf2.xlarge' or "
+        "'ml.inf2.8xlarge' or 'ml.inf2.48xlarge'? (`inf3kit catalog` lists them). Fix: use a "
+        "Neuron SageMaker type such as 'ml.inf2.xlarge'"
+    ]
+
+
+def test_fails_when_instance_type_is_an_ec2_type() -> None:
+    assert problems(instance_type="inf2.xlarge") == [
+        "instance_type: instance type 'inf2.xlarge' is for ec2; expected a SageMaker 'ml.' type. "
+        "Fix: use a Neuron SageMaker type such as 'ml.inf2.xlarge'"
+    ]
+
+
+def test_fails_when_instance_type_has_no_neuron_accelerator() -> None:
+    assert problems(instance_type="ml.g5.xlarge") == [
+        "instance_type: instance type 'ml.g5.xlarge' has no Neuron accelerator (nvidia-a10g). "
+        "Fix: use a Neuron SageMaker type such as 'ml.inf2.xlarge'"
+    ]
+
+
+def test_fails_when_image_does_not_support_the_family() -> None:
+    assert problems(instance_type="ml.inf3.xlarge", image=EndpointImage.dlc("djl-neuronx")) == [
+        "image: serving image 'djl-neuronx' does not support instance family 'inf3' "
+        "(ml.inf3.xlarge); it supports inf2, trn1. Fix: pick an instance type of those families, "
+        "or images that support inf3: inf3kit-runtime, pytorch-inference-neuronx."
+    ]
+
+
+def test_fails_when_dlc_name_is_unknown() -> None:
+    assert problems(image=EndpointImage.dlc("tgi")) == [
+        "image: 'tgi' is not a deep learning container in the compatibility matrix; known: "
+        "djl-neuronx, huggingface-llm-neuronx, pytorch-inference-neuron, "
+        "pytorch-inference-neuronx. Fix: use one of those, EndpointImage.from_uri(...), or add it "
+        "under `compatibility.images` in a catalog override file"
+    ]
+
+
+def test_fails_when_image_uri_is_not_ecr() -> None:
+    assert problems(image=EndpointImage.from_uri("docker.io/library/nginx:latest")) == [
+        "image: got 'docker.io/library/nginx:latest', which is not an ECR image URI; SageMaker "
+        "pulls only from ECR. Fix: push it to ECR and pass "
+        "ACCOUNT.dkr.ecr.REGION.amazonaws.com/REPOSITORY:TAG"
+    ]
+
+
+def test_fails_when_runtime_base_image_is_missing_from_the_matrix() -> None:
+    c = load_compatibility()
+    images = {k: v for k, v in c.data.images.items() if k != "pytorch-inference-neuronx"}
+    compat = Compatibility(c.data.model_copy(update={"images": images}))
+    assert problems(compatibility=compat) == [
+        "image: the matrix entry 'inf3kit-runtime' names no base image with a repository and "
+        "tag. Fix: set `base:` to a DLC entry that has both"
+    ]
+
+
+def test_fails_when_family_has_no_support_entry() -> None:
+    c = load_compatibility()
+    families = {k: v for k, v in c.data.families.items() if k != "inf2"}
+    compat = Compatibility(c.data.model_copy(update={"families": families}))
+    assert problems(compatibility=compat) == [
+        "instance_type: instance family 'inf2' (from 'ml.inf2.xlarge') has no Neuron support "
+        "entry; supported families: inf1, inf3, trn1, trn2, trn3. Add it to your catalog "
+        "override file under `compatibility.families`."
+    ]
+
+
+def test_fails_when_min_instances_is_zero() -> None:
+    assert problems(min_instances=0) == [
+        "min_instances: got 0, must be >= 1 (a real-time endpoint always runs an instance). "
+        "Fix: use 1 or more; delete the stack to stop paying"
+    ]
+
+
+def test_fails_when_max_is_below_min() -> None:
+    assert problems(min_instances=3, max_instances=2) == [
+        "max_instances: got 2, less than min_instances (3). Fix: set max_instances >= 3"
+    ]
+
+
+def test_fails_when_initial_is_outside_min_max() -> None:
+    assert problems(initial_instances=5) == [
+        "initial_instances: got 5, outside 1..2. Fix: choose a count within "
+        "min_instances..max_instances, or leave it unset"
+    ]
+
+
+def test_fails_when_invocations_target_is_zero() -> None:
+    assert problems(invocations_per_instance=0) == [
+        "invocations_per_instance: got 0, must be >= 1. Fix: use the requests per minute one "
+        "instance serves at your latency target"
+    ]
+
+
+def test_fails_when_a_runtime_setting_is_zero() -> None:
+    assert problems(max_batch_size=0, workers=0) == [
+        "max_batch_size: got 0, must be >= 1. Fix: use 1 or more, or leave it unset",
+        "workers: got 0, must be >= 1. Fix: use 1 or more, or leave it unset",
+    ]
+
+
+def test_fails_when_schedule_is_not_an_expression() -> None:
+    schedule = ScaleDownSchedule(scale_down="0 20 * * *", scale_up="cron(0 6 ? * MON-FRI *)")
+    assert problems(scale_down_schedule=schedule) == [
+        "scale_down_schedule.scale_down: got '0 20 * * *', not a schedule expression. Fix: write "
+        "cron(MIN HOUR DAY MONTH WEEKDAY YEAR), e.g. 'cron(0 20 ? * MON-FRI *)'"
+    ]
+
+
+def test_fails_when_scale_down_count_exceeds_max() -> None:
+    schedule = ScaleDownSchedule(
+        scale_down="cron(0 20 ? * MON-FRI *)",
+        scale_up="cron(0 6 ? * MON-FRI *)",
+        instances_during_scale_down=3,
+    )
+    assert problems(scale_down_schedule=schedule) == [
+        "scale_down_schedule.instances_during_scale_down: got 3, outside 1..2 (max_instances). "
+        "Fix: use a count in that range"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("rollout", "message"),
+    [
+        (
+            EndpointRollout.canary(60),
+            "rollout.canary_percent: got 60, SageMaker allows 1..50 percent of capacity. "
+            "Fix: use a value in 1..50",
+        ),
+        (
+            EndpointRollout.linear(5),
+            "rollout.linear_step_percent: got 5, SageMaker allows 10..50 percent of capacity. "
+            "Fix: use a value in 10..50",
+        ),
+        (
+            EndpointRollout.rolling(2),
+            "rollout.rolling_batch_percent: got 2, SageMaker allows 5..50 percent of capacity. "
+            "Fix: use a value in 5..50",
+        ),
+        (
+            EndpointRollout.canary(bake_time=Duration.hours(2)),
+            "rollout.bake_time: got 7200 s, SageMaker allows 0..3600 s. Fix: bake for an hour "
+            "at most; add steps (linear) to watch longer",
+        ),
+        (
+            EndpointRollout(termination_wait=Duration.hours(2)),
+            "rollout.termination_wait: got 7200 s, SageMaker allows 0..3600 s. "
+            "Fix: use an hour at most",
+        ),
+        (
+            EndpointRollout(timeout=Duration.minutes(5)),
+            "rollout.timeout: got 300 s, SageMaker allows 600..14400 s. Fix: use 10 minutes to "
+            "4 hours, or leave it unset",
+        ),
+    ],
+)
+def test_fails_when_rollout_is_outside_sagemaker_limits(
+    rollout: EndpointRollout, message: str
+) -> None:
+    assert problems(rollout=rollout) == [message]
+
+
+def test_fails_when_startup_or_download_timeout_is_out_of_range() -> None:
+    assert problems(startup_timeout=Duration.seconds(30), download_timeout=Duration.hours(2)) == [
+        "startup_timeout: got 30 s, SageMaker allows 60..3600 s. Fix: use 1 minute to 1 hour",
+        "download_timeout: got 7200 s, SageMaker allows 60..3600 s. Fix: use 1 minute to 1 hour",
+    ]
+
+
+def test_fails_when_volume_size_is_given_for_local_storage() -> None:
+    assert problems(instance_type="ml.trn1.2xlarge", volume_size_gb=100) == [
+        "volume_size_gb: ml.trn1.2xlarge has local NVMe storage and SageMaker takes no volume "
+        "size for it. Fix: leave volume_size_gb unset"
+    ]
+
+
+def test_fails_when_volume_size_is_out_of_range() -> None:
+    assert problems(volume_size_gb=1000) == [
+        "volume_size_gb: got 1000, SageMaker allows 1..512. Fix: use a size in that range"
+    ]
+
+
+def test_fails_when_capture_percent_is_zero() -> None:
+    other = cdk.Stack(cdk.App(), "Other")
+    bucket = s3.Bucket.from_bucket_name(other, "Capture", "capture-bucket")
+    assert problems(data_capture_bucket=bucket, data_capture_percent=0) == [
+        "data_capture_percent: got 0, must be 1..100. Fix: use a percentage of requests to sample"
+    ]
+
+
+def test_fails_when_subnets_are_given_without_a_vpc() -> None:
+    selection = ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED)
+    assert problems(vpc_subnets=selection) == [
+        "vpc_subnets/security_groups: given without a vpc. Fix: pass vpc=..., or drop them"
+    ]
+
+
+def test_fails_when_endpoint_name_is_not_allowed() -> None:
+    assert problems(endpoint_name="my_endpoint") == [
+        "endpoint_name: got 'my_endpoint'; SageMaker allows 1-63 letters, digits and '-', "
+        "starting and ending with a letter or digit. Fix: rename it"
+    ]
+
+
+def test_reports_every_problem_at_once() -> None:
+    found = problems(
+        min_instances=3,
+        max_instances=2,
+        invocations_per_instance=0,
+        startup_timeout=Duration.seconds(1),
+        endpoint_name="bad_name",
+    )
+    assert [p.split(":")[0] for p in found] == [
+        "max_instances",
+        "invocations_per_instance",
+        "startup_timeout",
+        "endpoint_name",
+    ]
+
+
+def test_unresolved_tokens_are_not_validated() -> None:
+    stack, bucket = _stack()
+    count = cdk.CfnParameter(stack, "Target", type="Number").value_as_number
+    NeuronEndpoint(
+        stack,
+        "Endpoint",
+        instance_type="ml.inf2.xlarge",
+        model_data=ModelData.from_bucket(bucket, "m/model.tar.gz"),
+        endpoint_name=cdk.CfnParameter(stack, "Name").value_as_string,
+        image=EndpointImage.from_uri(cdk.CfnParameter(stack, "Image").value_as_string),
+        invocations_per_instance=count,
+    )

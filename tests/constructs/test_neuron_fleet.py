@@ -1,0 +1,723 @@
+"""NeuronFleet: every resource property the issue lists, and every validation message."""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+import pytest
+from aws_cdk import aws_certificatemanager as acm
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_s3 as s3
+from aws_cdk.assertions import Annotations, Match, Template
+
+from inf3kit.constructs import NO_FALLBACK_WARNING_ID, PROVISIONAL_WARNING_ID, NeuronFleet
+
+CERT = "arn:aws:acm:us-east-1:111122223333:certificate/abc"
+
+
+def _stack(
+    app: cdk.App, name: str, region: str | None = None
+) -> tuple[cdk.Stack, ec2.Vpc, s3.IBucket]:
+    env = cdk.Environment(account="111122223333", region=region) if region else None
+    stack = cdk.Stack(app, name, env=env)
+    vpc = ec2.Vpc(stack, "Vpc", max_azs=2)
+    bucket = s3.Bucket.from_bucket_name(stack, "Models", "models-bucket")
+    return stack, vpc, bucket
+
+
+def _fleet(stack: cdk.Stack, vpc: ec2.IVpc, bucket: s3.IBucket, **props: object) -> NeuronFleet:
+    props.setdefault("instance_types", ["inf2.xlarge"])
+    return NeuronFleet(
+        stack,
+        "Fleet",
+        vpc=vpc,
+        bundle_bucket=bucket,
+        bundle_key="ranker/model.tar.gz",
+        **props,  # type: ignore[arg-type]
+    )
+
+
+@pytest.fixture(scope="module")
+def stacks() -> dict[str, cdk.Stack]:
+    app = cdk.App()
+    made = {}
+    stack, vpc, bucket = _stack(app, "Mixed")
+    _fleet(
+        stack,
+        vpc,
+        bucket,
+        instance_types=["inf3.xlarge", "inf2.xlarge"],
+        min_capacity=2,
+        max_capacity=10,
+    )
+    made["mixed"] = stack
+    stack, vpc, bucket = _stack(app, "Warm", region="us-east-1")
+    _fleet(
+        stack,
+        vpc,
+        bucket,
+        warm_pool_min_size=2,
+        data_volume_size=cdk.Size.gibibytes(200),
+        drain=cdk.Duration.seconds(60),
+        startup_timeout=cdk.Duration.minutes(30),
+    )
+    made["warm"] = stack
+    stack, vpc, bucket = _stack(app, "Spot")
+    _fleet(
+        stack,
+        vpc,
+        bucket,
+        instance_types=["inf2.xlarge", "inf2.8xlarge"],
+        spot_percent=40,
+        requests_per_instance=None,
+        neuroncore_utilization_percent=None,
+    )
+    made["spot"] = stack
+    stack, vpc, bucket = _stack(app, "Public")
+    _fleet(
+        stack,
+        vpc,
+        bucket,
+        public=True,
+        certificate=acm.Certificate.from_certificate_arn(stack, "Cert", CERT),
+    )
+    made["public"] = stack
+    stack, vpc, bucket = _stack(app, "OnlyInf3")
+    _fleet(stack, vpc, bucket, instance_types=["inf3.xlarge"])
+    made["only_inf3"] = stack
+    return made
+
+
+@pytest.fixture(scope="module")
+def templates(stacks: dict[str, cdk.Stack]) -> dict[str, Template]:
+    return {name: Template.from_stack(stack) for name, stack in stacks.items()}
+
+
+# --- launch template ----------------------------------------------------------------------
+
+
+def test_launch_template_requires_imdsv2_hop_limit_1_detailed_monitoring_no_public_ip(
+    templates: dict[str, Template],
+) -> None:
+    templates["mixed"].has_resource_properties(
+        "AWS::EC2::LaunchTemplate",
+        {
+            "LaunchTemplateData": Match.object_like(
+                {
+                    "MetadataOptions": {
+                        "HttpTokens": "required",
+                        "HttpPutResponseHopLimit": 1,
+                        "InstanceMetadataTags": "enabled",
+                    },
+                    "Monitoring": {"Enabled": True},
+                    "NetworkInterfaces": [
+                        Match.object_like({"AssociatePublicIpAddress": False, "DeviceIndex": 0})
+                    ],
+                    "IamInstanceProfile": Match.any_value(),
+                    "InstanceType": Match.absent(),
+                }
+            )
+        },
+    )
+
+
+def test_root_and_data_volumes_are_encrypted_with_kms(templates: dict[str, Template]) -> None:
+    encrypted = {
+        "Encrypted": True,
+        "KmsKeyId": {"Fn::GetAtt": [Match.string_like_regexp("^FleetKey"), "Arn"]},
+        "VolumeType": "gp3",
+        "DeleteOnTermination": True,
+    }
+    templates["warm"].has_resource_properties(
+        "AWS::EC2::LaunchTemplate",
+        {
+            "LaunchTemplateData": Match.object_like(
+                {
+                    "InstanceType": "inf2.xlarge",
+                    "BlockDeviceMappings": [
+                        {"DeviceName": "/dev/sda1", "Ebs": {**encrypted, "VolumeSize": 150}},
+                        {"DeviceName": "/dev/sdf", "Ebs": {**encrypted, "VolumeSize": 200}},
+                    ],
+                }
+            )
+        },
+    )
+
+
+def test_key_lets_ec2_use_it_for_group_volumes_in_this_account_only(
+    templates: dict[str, Template],
+) -> None:
+    templates["mixed"].has_resource_properties(
+        "AWS::KMS::Key",
+        {
+            "EnableKeyRotation": True,
+            "KeyPolicy": {
+                "Statement": Match.array_with(
+                    [
+                        Match.object_like(
+                            {
+                                "Sid": "EbsVolumesThroughEc2",
+                                "Principal": {"AWS": "*"},
+                                "Action": Match.array_with(["kms:Decrypt", "kms:CreateGrant"]),
+                                "Condition": {
+                                    "StringEquals": {
+                                        "kms:CallerAccount": {"Ref": "AWS::AccountId"},
+                                        "kms:ViaService": {
+                                            "Fn::Join": [
+                                                "",
+                                                ["ec2.", {"Ref": "AWS::Region"}, ".amazonaws.com"],
+                                            ]
+                                        },
+                                    }
+                                },
+                            }
+                        )
+                    ]
+                )
+            },
+        },
+    )
+
+
+def test_user_data_installs_the_runtime_and_runs_bootstrap(templates: dict[str, Template]) -> None:
+    lt = templates["warm"].find_resources("AWS::EC2::LaunchTemplate")
+    (resource,) = lt.values()
+    parts = resource["Properties"]["LaunchTemplateData"]["UserData"]["Fn::Base64"]["Fn::Join"][1]
+    text = "".join(p if isinstance(p, str) else "<ref>" for p in parts)
+    assert text.startswith(
+        "#!/bin/bash\ntrap '/opt/inf3kit/venv/bin/inf3kit bootstrap --signal-failure"
+    )
+    assert "pip install --quiet --extra-index-url https://pip.repos.neuron.amazonaws.com" in text
+    assert (
+        "/opt/inf3kit/venv/bin/inf3kit bootstrap --bundle s3://models-bucket/ranker/model.tar.gz"
+        in text
+    )
+    assert "--port 8080 --region <ref> --stack Warm --resource FleetASG" in text
+    assert "--ready-timeout 1800 --env INF3KIT_GRACE_SECONDS=60" in text
+    assert "mkfs.xfs" in text  # the data volume is formatted and mounted at /opt/inf3kit
+
+
+def test_instance_role_reads_only_the_bundle_object_and_signals_only_its_stack(
+    templates: dict[str, Template],
+) -> None:
+    templates["mixed"].has_resource_properties(
+        "AWS::IAM::Policy",
+        {
+            "PolicyDocument": {
+                "Statement": Match.array_with(
+                    [
+                        {
+                            "Sid": "ReadBundle",
+                            "Action": "s3:GetObject",
+                            "Effect": "Allow",
+                            "Resource": {
+                                "Fn::Join": [
+                                    "",
+                                    [
+                                        "arn:",
+                                        {"Ref": "AWS::Partition"},
+                                        ":s3:::models-bucket/ranker/model.tar.gz",
+                                    ],
+                                ]
+                            },
+                        },
+                        {
+                            "Sid": "PublishNeuronMetrics",
+                            "Action": "cloudwatch:PutMetricData",
+                            "Effect": "Allow",
+                            "Resource": "*",
+                            "Condition": {
+                                "StringEquals": {"cloudwatch:namespace": "Inf3kit/Neuron"}
+                            },
+                        },
+                        {
+                            "Sid": "SignalBootstrapResult",
+                            "Action": "cloudformation:SignalResource",
+                            "Effect": "Allow",
+                            "Resource": {"Ref": "AWS::StackId"},
+                        },
+                    ]
+                )
+            }
+        },
+    )
+    templates["mixed"].has_resource_properties(
+        "AWS::IAM::Role",
+        {
+            "ManagedPolicyArns": [
+                {
+                    "Fn::Join": [
+                        "",
+                        [
+                            "arn:",
+                            {"Ref": "AWS::Partition"},
+                            ":iam::aws:policy/AmazonSSMManagedInstanceCore",
+                        ],
+                    ]
+                }
+            ]
+        },
+    )
+
+
+# --- Auto Scaling group ----------------------------------------------------------------------
+
+
+def test_mixed_instances_overrides_keep_the_given_order_with_prioritized_on_demand(
+    templates: dict[str, Template],
+) -> None:
+    templates["mixed"].has_resource_properties(
+        "AWS::AutoScaling::AutoScalingGroup",
+        {
+            "MinSize": "2",
+            "MaxSize": "10",
+            "HealthCheckType": "ELB",
+            "HealthCheckGracePeriod": 1200,
+            "VPCZoneIdentifier": Match.array_with(
+                [Match.object_like({"Ref": Match.string_like_regexp("PrivateSubnet1")})]
+            ),
+            "MixedInstancesPolicy": {
+                "InstancesDistribution": {
+                    "OnDemandAllocationStrategy": "prioritized",
+                    "OnDemandBaseCapacity": 0,
+                    "OnDemandPercentageAboveBaseCapacity": 100,
+                    "SpotAllocationStrategy": "capacity-optimized-prioritized",
+                },
+                "LaunchTemplate": Match.object_like(
+                    {
+                        "Overrides": [
+                            {"InstanceType": "inf3.xlarge"},
+                            {"InstanceType": "inf2.xlarge"},
+                        ]
+                    }
+                ),
+            },
+            "CapacityRebalance": Match.absent(),
+        },
+    )
+
+
+def test_spot_share_turns_on_capacity_rebalancing(templates: dict[str, Template]) -> None:
+    templates["spot"].has_resource_properties(
+        "AWS::AutoScaling::AutoScalingGroup",
+        {
+            "CapacityRebalance": True,
+            "MixedInstancesPolicy": Match.object_like(
+                {
+                    "InstancesDistribution": Match.object_like(
+                        {"OnDemandPercentageAboveBaseCapacity": 60}
+                    )
+                }
+            ),
+        },
+    )
+    templates["spot"].resource_count_is("AWS::AutoScaling::ScalingPolicy", 0)
+
+
+def test_rolling_update_and_creation_wait_for_the_bootstrap_signals(
+    templates: dict[str, Template],
+) -> None:
+    templates["mixed"].has_resource(
+        "AWS::AutoScaling::AutoScalingGroup",
+        {
+            "CreationPolicy": {"ResourceSignal": {"Count": 2, "Timeout": "PT20M"}},
+            "UpdatePolicy": Match.object_like(
+                {
+                    "AutoScalingRollingUpdate": Match.object_like(
+                        {
+                            "MaxBatchSize": 1,
+                            "MinInstancesInService": 2,
+                            "WaitOnResourceSignals": True,
+                            "PauseTime": "PT20M",
+                        }
+                    )
+                }
+            ),
+        },
+    )
+
+
+def test_warm_pool_keeps_prepared_instances_stopped(templates: dict[str, Template]) -> None:
+    templates["warm"].has_resource_properties(
+        "AWS::AutoScaling::WarmPool",
+        {"MinSize": 2, "PoolState": "Stopped", "InstanceReusePolicy": {"ReuseOnScaleIn": True}},
+    )
+    templates["warm"].has_resource_properties(
+        "AWS::AutoScaling::AutoScalingGroup",
+        {"LaunchTemplate": Match.any_value(), "MixedInstancesPolicy": Match.absent()},
+    )
+    templates["mixed"].resource_count_is("AWS::AutoScaling::WarmPool", 0)
+
+
+def test_termination_hook_waits_for_the_drain(templates: dict[str, Template]) -> None:
+    templates["warm"].has_resource_properties(
+        "AWS::AutoScaling::LifecycleHook",
+        {
+            "LifecycleTransition": "autoscaling:EC2_INSTANCE_TERMINATING",
+            "HeartbeatTimeout": 90,
+            "DefaultResult": "CONTINUE",
+        },
+    )
+
+
+def test_scales_on_requests_per_target_and_on_neuroncore_utilisation(
+    templates: dict[str, Template],
+) -> None:
+    template = templates["mixed"]
+    template.has_resource_properties(
+        "AWS::AutoScaling::ScalingPolicy",
+        {
+            "PolicyType": "TargetTrackingScaling",
+            "TargetTrackingConfiguration": {
+                "PredefinedMetricSpecification": {
+                    "PredefinedMetricType": "ALBRequestCountPerTarget",
+                    "ResourceLabel": Match.any_value(),
+                },
+                "TargetValue": 400,
+            },
+        },
+    )
+    template.has_resource_properties(
+        "AWS::AutoScaling::ScalingPolicy",
+        {
+            "PolicyType": "TargetTrackingScaling",
+            "TargetTrackingConfiguration": {
+                "CustomizedMetricSpecification": {
+                    "Namespace": "Inf3kit/Neuron",
+                    "MetricName": "NeuronCoreUtilization",
+                    "Dimensions": [
+                        {
+                            "Name": "AutoScalingGroupName",
+                            "Value": {"Ref": Match.string_like_regexp("^FleetASG")},
+                        }
+                    ],
+                    "Statistic": "Average",
+                    "Unit": "Percent",
+                },
+                "TargetValue": 70,
+            },
+        },
+    )
+
+
+# --- load balancer ---------------------------------------------------------------------------
+
+
+def test_internal_alb_with_http_listener_logs_and_readiness_health_check(
+    templates: dict[str, Template],
+) -> None:
+    template = templates["mixed"]
+    template.has_resource_properties(
+        "AWS::ElasticLoadBalancingV2::LoadBalancer",
+        {
+            "Scheme": "internal",
+            "LoadBalancerAttributes": Match.array_with(
+                [
+                    {"Key": "routing.http.drop_invalid_header_fields.enabled", "Value": "true"},
+                    {"Key": "access_logs.s3.enabled", "Value": "true"},
+                    {"Key": "access_logs.s3.prefix", "Value": "fleet-alb"},
+                ]
+            ),
+        },
+    )
+    template.has_resource_properties(
+        "AWS::ElasticLoadBalancingV2::Listener", {"Port": 80, "Protocol": "HTTP"}
+    )
+    template.has_resource_properties(
+        "AWS::ElasticLoadBalancingV2::TargetGroup",
+        {
+            "Port": 8080,
+            "Protocol": "HTTP",
+            "TargetType": "instance",
+            "HealthCheckPath": "/v2/health/ready",
+            "Matcher": {"HttpCode": "200"},
+            "TargetGroupAttributes": Match.array_with(
+                [{"Key": "deregistration_delay.timeout_seconds", "Value": "30"}]
+            ),
+        },
+    )
+    # Env-agnostic: the log writer is chosen per region at deploy time.
+    conditions = template.to_json()["Conditions"]
+    assert [c for c in conditions if c.startswith("FleetLoadBalancerRegionHasElbAccount")]
+    assert "Inf3kitElbLogAccounts" in template.to_json()["Mappings"]
+    template.has_resource_properties(
+        "AWS::S3::BucketPolicy",
+        {
+            "PolicyDocument": {
+                "Statement": Match.array_with(
+                    [
+                        Match.object_like(
+                            {
+                                "Action": "s3:PutObject",
+                                "Principal": Match.object_like(
+                                    {"Service": "logdelivery.elasticloadbalancing.amazonaws.com"}
+                                ),
+                            }
+                        )
+                    ]
+                )
+            }
+        },
+    )
+
+
+def test_deregistration_delay_matches_the_drain(templates: dict[str, Template]) -> None:
+    templates["warm"].has_resource_properties(
+        "AWS::ElasticLoadBalancingV2::TargetGroup",
+        {
+            "TargetGroupAttributes": Match.array_with(
+                [{"Key": "deregistration_delay.timeout_seconds", "Value": "60"}]
+            )
+        },
+    )
+    # A concrete region uses the region's ELB account, through CDK's own log_access_logs.
+    templates["warm"].has_resource_properties(
+        "AWS::S3::BucketPolicy",
+        {
+            "PolicyDocument": {
+                "Statement": Match.array_with(
+                    [
+                        Match.object_like(
+                            {
+                                "Principal": {
+                                    "AWS": {
+                                        "Fn::Join": [
+                                            "",
+                                            [
+                                                "arn:",
+                                                {"Ref": "AWS::Partition"},
+                                                ":iam::127311923021:root",
+                                            ],
+                                        ]
+                                    }
+                                }
+                            }
+                        )
+                    ]
+                )
+            }
+        },
+    )
+
+
+def test_security_groups_allow_only_alb_to_runtime_port(templates: dict[str, Template]) -> None:
+    template = templates["mixed"]
+    template.has_resource_properties(
+        "AWS::EC2::SecurityGroup",
+        {
+            "GroupDescription": "inf3kit fleet load balancer: listener in, runtime port out",
+            "SecurityGroupIngress": [
+                {
+                    "CidrIp": {"Fn::GetAtt": [Match.string_like_regexp("^Vpc"), "CidrBlock"]},
+                    "Description": "clients to the fleet listener",
+                    "FromPort": 80,
+                    "ToPort": 80,
+                    "IpProtocol": "tcp",
+                }
+            ],
+        },
+    )
+    template.has_resource_properties(
+        "AWS::EC2::SecurityGroupIngress",
+        {
+            "IpProtocol": "tcp",
+            "FromPort": 8080,
+            "ToPort": 8080,
+            "GroupId": {
+                "Fn::GetAtt": [Match.string_like_regexp("^FleetInstanceSecurityGroup"), "GroupId"]
+            },
+            "SourceSecurityGroupId": {
+                "Fn::GetAtt": [
+                    Match.string_like_regexp("^FleetLoadBalancerSecurityGroup"),
+                    "GroupId",
+                ]
+            },
+        },
+    )
+    template.has_resource_properties(
+        "AWS::EC2::SecurityGroupEgress",
+        {"FromPort": 8080, "ToPort": 8080, "DestinationSecurityGroupId": Match.any_value()},
+    )
+    template.resource_count_is("AWS::EC2::SecurityGroupIngress", 1)
+    for name in ("mixed", "warm", "spot", "only_inf3"):
+        for sg in templates[name].find_resources("AWS::EC2::SecurityGroup").values():
+            for rule in sg["Properties"].get("SecurityGroupIngress", []):
+                assert rule.get("CidrIp") != "0.0.0.0/0", (name, rule)
+
+
+def test_public_alb_serves_https_and_only_then_opens_to_the_internet(
+    templates: dict[str, Template],
+) -> None:
+    template = templates["public"]
+    template.has_resource_properties(
+        "AWS::ElasticLoadBalancingV2::LoadBalancer", {"Scheme": "internet-facing"}
+    )
+    template.has_resource_properties(
+        "AWS::ElasticLoadBalancingV2::Listener",
+        {
+            "Port": 443,
+            "Protocol": "HTTPS",
+            "Certificates": [{"CertificateArn": CERT}],
+            "SslPolicy": Match.string_like_regexp("TLS"),
+        },
+    )
+    template.has_resource_properties(
+        "AWS::EC2::SecurityGroup",
+        {
+            "SecurityGroupIngress": [
+                Match.object_like({"CidrIp": "0.0.0.0/0", "FromPort": 443, "ToPort": 443})
+            ]
+        },
+    )
+
+
+# --- catalog warnings and cfn-lint waivers ---------------------------------------------------
+
+
+def test_provisional_type_warns_and_waives_cfn_lint_instance_type_check(
+    stacks: dict[str, cdk.Stack], templates: dict[str, Template]
+) -> None:
+    Annotations.from_stack(stacks["mixed"]).has_warning(
+        "/Mixed/Fleet",
+        Match.string_like_regexp(f"inf3.xlarge is provisional.*{PROVISIONAL_WARNING_ID}"),
+    )
+    templates["mixed"].has_resource(
+        "AWS::AutoScaling::AutoScalingGroup",
+        {"Metadata": {"cfn-lint": {"config": {"ignore_checks": ["E3628"]}}}},
+    )
+    templates["warm"].has_resource("AWS::EC2::LaunchTemplate", {"Metadata": Match.absent()})
+    assert not Annotations.from_stack(stacks["mixed"]).find_warning(
+        "*", Match.string_like_regexp(NO_FALLBACK_WARNING_ID)
+    )
+
+
+def test_provisional_type_without_fallback_gets_a_warning(stacks: dict[str, cdk.Stack]) -> None:
+    Annotations.from_stack(stacks["only_inf3"]).has_warning(
+        "/OnlyInf3/Fleet",
+        "instance_types inf3.xlarge are all provisional and the fleet has no generally available "
+        "fallback, so it cannot launch when that capacity is short. Fix: add a GA type after "
+        "them, e.g. 'inf2.xlarge' [ack: inf3kit:fleetWithoutFallback]",
+    )
+
+
+def test_metrics_and_attributes(stacks: dict[str, cdk.Stack]) -> None:
+    fleet = stacks["mixed"].node.find_child("Fleet")
+    assert isinstance(fleet, NeuronFleet)
+    metric = fleet.metric_neuroncore_utilization()
+    assert (metric.namespace, metric.metric_name) == ("Inf3kit/Neuron", "NeuronCoreUtilization")
+    assert fleet.metric_request_count_per_target().metric_name == "RequestCountPerTarget"
+    assert fleet.metric_healthy_hosts().metric_name == "HealthyHostCount"
+    assert fleet.connections.security_groups == [fleet.frontend.security_group]
+    assert fleet.instance_types == ("inf3.xlarge", "inf2.xlarge")
+    assert fleet.warm_pool is None and fleet.group and fleet.role and fleet.target_group
+
+
+# --- validation ------------------------------------------------------------------------------
+
+
+def _fails(**props: object) -> str:
+    app = cdk.App()
+    stack, vpc, bucket = _stack(app, "Bad")
+    with pytest.raises(ValueError) as info:
+        _fleet(stack, vpc, bucket, **props)
+    return str(info.value)
+
+
+def test_fails_when_a_sagemaker_type_is_in_a_fleet() -> None:
+    assert _fails(instance_types=["ml.inf2.xlarge"]) == (
+        "NeuronFleet Fleet: instance_types: 'ml.inf2.xlarge' is a SageMaker type; fleets take "
+        "EC2 types. Fix: use 'inf2.xlarge'"
+    )
+
+
+def test_fails_when_min_is_greater_than_max() -> None:
+    assert _fails(min_capacity=5, max_capacity=2) == (
+        "NeuronFleet Fleet: min_capacity (5) is greater than max_capacity (2). "
+        "Fix: set min_capacity <= max_capacity, e.g. max_capacity=5"
+    )
+
+
+def test_fails_when_warm_pool_meets_mixed_instances_and_spot() -> None:
+    assert _fails(
+        instance_types=["inf2.xlarge", "inf2.8xlarge"], spot_percent=50, warm_pool_min_size=1
+    ) == (
+        "NeuronFleet Fleet: warm_pool_min_size cannot be combined with 2 instance types (a mixed "
+        "instances policy) and spot_percent 50: AWS refuses a warm pool on such a group. Fix: drop "
+        "warm_pool_min_size, or keep a single instance type with spot_percent 0"
+    )
+
+
+def test_fails_when_warm_pool_meets_spot() -> None:
+    assert _fails(spot_percent=20, warm_pool_min_size=1) == (
+        "NeuronFleet Fleet: warm_pool_cannot".replace(
+            "warm_pool_cannot", "warm_pool_min_size cannot"
+        )
+        + " be combined with spot_percent 20: AWS refuses a warm pool on such a group. Fix: drop "
+        "warm_pool_min_size, or keep a single instance type with spot_percent 0"
+    )
+
+
+def test_fails_when_public_without_certificate() -> None:
+    assert _fails(public=True) == (
+        "NeuronFleet Fleet: public=True without a certificate would serve plain HTTP to the "
+        "internet. Fix: pass certificate=, or keep public=False (an internal load balancer)"
+    )
+
+
+def test_fails_when_types_are_unknown_gpu_or_repeated_and_lists_every_problem() -> None:
+    assert _fails(instance_types=["inf2.xlarg", "g5.xlarge", "inf2.xlarge", "inf2.xlarge"]) == (
+        "NeuronFleet Fleet: instance_types: unknown instance type 'inf2.xlarg'; did you mean "
+        "'inf2.xlarge' or 'inf2.8xlarge' or 'inf2.48xlarge'? (`inf3kit catalog` lists them). "
+        "Fix: use an EC2 Neuron type such as "
+        "'inf2.xlarge'; instance_types: instance type 'g5.xlarge' has no Neuron accelerator "
+        "(nvidia-a10g). Fix: use an EC2 Neuron type such as 'inf2.xlarge'; instance_types lists "
+        "'inf2.xlarge' more than once. Fix: list each type once, in order of preference"
+    )
+
+
+def test_fails_when_instance_types_is_empty_or_a_string() -> None:
+    assert _fails(instance_types=[]) == (
+        "NeuronFleet Fleet: instance_types is empty. Fix: list at least one EC2 Neuron type, "
+        "e.g. ['inf2.xlarge']"
+    )
+    assert _fails(instance_types="inf2.xlarge") == (
+        "NeuronFleet Fleet: instance_types must be a list, got the string 'inf2.xlarge'. "
+        "Fix: instance_types=['inf2.xlarge']"
+    )
+
+
+def test_fails_when_desired_is_outside_the_range() -> None:
+    assert _fails(min_capacity=1, max_capacity=3, desired_capacity=4) == (
+        "NeuronFleet Fleet: desired_capacity (4) is outside min..max (1..3). "
+        "Fix: choose a value in the range, or leave it unset"
+    )
+
+
+def test_fails_when_port_startup_drain_and_targets_are_out_of_range() -> None:
+    assert _fails(
+        port=80,
+        startup_timeout=cdk.Duration.hours(2),
+        drain=cdk.Duration.seconds(4000),
+        neuroncore_utilization_percent=99,
+        requests_per_instance=0,
+        imds_hop_limit=3,
+    ) == (
+        "NeuronFleet Fleet: port 80 is not allowed; the runtime runs unprivileged on 1024..65535. "
+        "Fix: use e.g. 8080; requests_per_instance 0 must be >= 1. Fix: e.g. 400, or None to turn "
+        "request scaling off; neuroncore_utilization_percent 99 must be 10..95. Fix: e.g. 70, or "
+        "None to turn NeuronCore scaling off; drain 4000 s must be 0..3600 "
+        "seconds (the target group's deregistration delay limit). Fix: e.g. "
+        "Duration.seconds(30); startup_timeout 7200 s must be 1..60 minutes (a rolling update "
+        "pauses at most one hour per batch). Fix: e.g. Duration.minutes(20); imds_hop_limit 3 is "
+        "not allowed. Fix: use 1 (host only) or 2 (containers on the host need instance "
+        "credentials)"
+    )
+
+
+def test_fails_when_runtime_wheel_is_half_given_or_env_is_not_a_runtime_setting() -> None:
+    app = cdk.App()
+    _, _, bucket = _stack(app, "Wheel")
+    assert _fails(runtime_wheel_bucket=bucket, serving_environment={"PATH": "/x"}) == (
+        "NeuronFleet Fleet: runtime_wheel_bucket and runtime_wheel_key go together. Fix: give "
+        "both, or neither to install the runtime from PyPI; serving_environment keys 'PATH' are "
+        "not runtime settings. Fix: use INF3KIT_* or NEURON_* variables (docs/runtime.md)"
+    )

@@ -1,0 +1,185 @@
+"""A table of bad requests: each gets its exact status and JSON message, and the server lives."""
+
+from __future__ import annotations
+
+import json
+import struct
+
+import httpx
+import numpy as np
+import pytest
+from conftest import ServerProcess
+
+INFER = "/v2/models/sentiment/infer"
+GOOD_DATA = [0.5] * 32
+
+
+def oip(**tensor: object) -> bytes:
+    base = {"name": "INPUT__0", "datatype": "FP32", "shape": [1, 32], "data": GOOD_DATA}
+    base.update(tensor)
+    return json.dumps({"inputs": [base]}).encode()
+
+
+def binary(
+    header: dict[str, object], payload: bytes, declared: int | None = None
+) -> tuple[bytes, dict[str, str]]:
+    head = json.dumps(header).encode()
+    length = len(head) if declared is None else declared
+    return head + payload, {"Inference-Header-Content-Length": str(length)}
+
+
+FOUR_FLOATS = struct.pack("<32f", *GOOD_DATA)
+BIN_HEADER = {
+    "inputs": [
+        {
+            "name": "INPUT__0",
+            "datatype": "FP32",
+            "shape": [1, 32],
+            "parameters": {"binary_data_size": 128},
+        }
+    ]
+}
+
+OUTSIDE = "is outside 1..8 (the model's max_batch_size); split the request"
+HALF_SIZE = {"inputs": [{**BIN_HEADER["inputs"][0], "parameters": {"binary_data_size": 64}}]}
+BIN_LENGTH = len(binary(BIN_HEADER, FOUR_FLOATS)[0])
+
+CASES: list[tuple[str, str, str, bytes, dict[str, str], int, str]] = [
+    ("not json", "POST", INFER, b"{nope", {}, 400,
+     "request body is not valid JSON (line 1, column 2)"),
+    ("json array", "POST", INFER, b"[1, 2]", {}, 400,
+     "the request must be a JSON object with an 'inputs' list"),
+    ("no inputs", "POST", INFER, b"{}", {}, 400, "the request needs a non-empty 'inputs' list"),
+    ("empty inputs", "POST", INFER, b'{"inputs": []}', {}, 400,
+     "the request needs a non-empty 'inputs' list"),
+    ("input not object", "POST", INFER, b'{"inputs": [3]}', {}, 400,
+     "each entry of 'inputs' must be an object with name, datatype, shape, data"),
+    ("unknown input", "POST", INFER, oip(name="TEXT"), {}, 400,
+     "unknown input 'TEXT'; the model's inputs are ['INPUT__0']"),
+    ("no name", "POST", INFER, b'{"inputs": [{"datatype": "FP32"}]}', {}, 400,
+     "an input has no 'name' string"),
+    ("wrong dtype", "POST", INFER, oip(datatype="FP64"), {}, 400,
+     "input 'INPUT__0': datatype 'FP64' does not match the model's 'FP32'"),
+    ("wrong inner shape", "POST", INFER, oip(shape=[1, 31]), {}, 400,
+     "input 'INPUT__0': shape [1, 31] does not match the model's [-1, 32] (batch dimension first)"),
+    ("missing batch dim", "POST", INFER, oip(shape=[32]), {}, 400,
+     "input 'INPUT__0': shape [32] does not match the model's [-1, 32] (batch dimension first)"),
+    ("batch too large", "POST", INFER, oip(shape=[9, 32], data=GOOD_DATA * 9), {}, 400,
+     f"input 'INPUT__0': batch dimension 9 {OUTSIDE}"),
+    ("zero batch", "POST", INFER, oip(shape=[0, 32], data=[]), {}, 400,
+     f"input 'INPUT__0': batch dimension 0 {OUTSIDE}"),
+    ("shape not ints", "POST", INFER, oip(shape=[1, "32"]), {}, 400,
+     "input 'INPUT__0': 'shape' must be a list of integers"),
+    ("too few values", "POST", INFER, oip(data=[0.5] * 31), {}, 400,
+     "input 'INPUT__0': 'data' has 31 elements, shape [1, 32] needs 32"),
+    ("strings as data", "POST", INFER, oip(data=["x"] * 32), {}, 400,
+     "input 'INPUT__0': 'data' is not a (nested) list of FP32 values"),
+    ("ragged data", "POST", INFER, oip(data=[[0.5] * 16, [0.5] * 15]), {}, 400,
+     "input 'INPUT__0': 'data' is not a (nested) list of FP32 values"),
+    ("no data", "POST", INFER, oip(data=None) .replace(b', "data": null', b""), {}, 400,
+     "input 'INPUT__0': no 'data' and no binary_data_size parameter"),
+    ("duplicate input", "POST", INFER,
+     json.dumps({"inputs": [json.loads(oip())["inputs"][0]] * 2}).encode(), {}, 400,
+     "input 'INPUT__0' is given more than once"),
+    ("unknown output", "POST", INFER,
+     json.dumps({**json.loads(oip()), "outputs": [{"name": "LOGITS"}]}).encode(), {}, 400,
+     "unknown output 'LOGITS'; the model's outputs are ['OUTPUT__0']"),
+    ("bad timeout", "POST", INFER,
+     json.dumps({**json.loads(oip()), "parameters": {"timeout": -5}}).encode(), {}, 400,
+     "parameter 'timeout' must be a positive integer number of microseconds"),
+    ("shared memory", "POST", INFER,
+     oip(parameters={"shared_memory_region": "r"}), {}, 400,
+     "input 'INPUT__0': shared memory is not supported; send the data in the body"),
+    ("binary size mismatch", "POST", INFER,
+     *binary(HALF_SIZE, FOUR_FLOATS), 400,
+     "input 'INPUT__0': binary_data_size 64 does not match shape [1, 32] of FP32 (128 bytes)"),
+    ("binary truncated", "POST", INFER, *binary(BIN_HEADER, FOUR_FLOATS[:100]), 400,
+     "input 'INPUT__0': binary_data_size 128 runs past the end of the body (100 bytes left)"),
+    ("binary trailing bytes", "POST", INFER, *binary(BIN_HEADER, FOUR_FLOATS + b"xx"), 400,
+     "2 trailing byte(s) after the binary tensors"),
+    ("header length past body", "POST", INFER,
+     *binary(BIN_HEADER, FOUR_FLOATS, declared=10_000), 400,
+     f"Inference-Header-Content-Length 10000 is outside the body length 1..{BIN_LENGTH}"),
+    ("header length not int", "POST", INFER, oip(), {"Inference-Header-Content-Length": "ten"}, 400,
+     "Inference-Header-Content-Length must be an integer, got b'ten'"),
+    ("octet-stream without header", "POST", INFER, FOUR_FLOATS,
+     {"Content-Type": "application/octet-stream"}, 400,
+     "application/octet-stream needs an Inference-Header-Content-Length header"),
+    ("wrong content type", "POST", INFER, oip(), {"Content-Type": "text/csv"}, 415,
+     "Content-Type 'text/csv' is not supported; send application/json, or application/octet-stream "
+     "with Inference-Header-Content-Length (binary tensors)"),
+    ("unknown model", "POST", "/v2/models/other/infer", oip(), {}, 404,
+     "unknown model 'other'; this server serves 'sentiment' version '1'"),
+    ("unknown version", "GET", "/v2/models/sentiment/versions/7", b"", {}, 404,
+     "unknown model 'sentiment/versions/7'; this server serves 'sentiment' version '1'"),
+    ("unknown route", "GET", "/v3/whatever", b"", {}, 404, "no route '/v3/whatever'"),
+    ("infer with GET", "GET", INFER, b"", {}, 405, f"{INFER} accepts POST, not GET"),
+    ("too large declared", "POST", INFER, b"x" * 5000, {}, 413,
+     "body of 5000 bytes exceeds the 4096 byte limit"),
+    ("sagemaker empty list", "POST", "/invocations", b"[]", {}, 400,
+     'expected {"inputs": [...]} (Open Inference Protocol), {"instances": [...]} or a non-empty '
+     "JSON list of instances"),
+    ("sagemaker wrong instance shape", "POST", "/invocations", b"[[1, 2, 3]]", {}, 400,
+     "instances for 'INPUT__0' must each have shape [32] (32 values)"),
+    ("sagemaker too many instances", "POST", "/invocations",
+     json.dumps([GOOD_DATA] * 9).encode(), {}, 400,
+     "9 instances exceed the model's max_batch_size 8; split the request"),
+    ("sagemaker csv", "POST", "/invocations", b"1,2,3", {"Content-Type": "text/csv"}, 415,
+     "Content-Type 'text/csv' is not supported; send application/json, or application/octet-stream "
+     "with Inference-Header-Content-Length (binary tensors)"),
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def small_body_server(demo_bundle, tmp_path_factory):  # type: ignore[no-untyped-def]
+    from conftest import running_server
+
+    log = tmp_path_factory.mktemp("logs") / "bad-inputs.log"
+    with running_server(demo_bundle, log, INF3KIT_MAX_BODY_BYTES="4096") as server:
+        yield server
+
+
+def test_table_has_at_least_twenty_cases() -> None:
+    assert len(CASES) >= 20
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "headers", "status", "message"),
+    [case[1:] for case in CASES],
+    ids=[case[0] for case in CASES],
+)
+def test_bad_request_is_answered_exactly(
+    small_body_server: ServerProcess,
+    method: str,
+    path: str,
+    body: bytes,
+    headers: dict[str, str],
+    status: int,
+    message: str,
+) -> None:
+    headers = {"Content-Type": "application/json", **headers}
+    r = httpx.request(method, small_body_server.url + path, content=body or None, headers=headers)
+    assert (r.status_code, r.json()) == (status, {"error": message})
+    assert r.headers["content-type"] == "application/json"
+
+
+def test_body_over_limit_while_streaming(small_body_server: ServerProcess) -> None:
+    def chunks():  # type: ignore[no-untyped-def]
+        for _ in range(16):
+            yield b"x" * 512
+
+    r = httpx.post(small_body_server.url + INFER, content=chunks())
+    assert (r.status_code, r.json()) == (413, {"error": "body exceeds the 4096 byte limit"})
+
+
+def test_server_still_answers_after_bad_requests(small_body_server: ServerProcess) -> None:
+    for case in CASES:
+        httpx.request(
+            case[1], small_body_server.url + case[2], content=case[3] or None, headers=case[4]
+        )
+    assert httpx.get(small_body_server.url + "/ping").status_code == 200
+    r = httpx.post(small_body_server.url + INFER, content=oip())
+    assert r.status_code == 200
+    assert np.isclose(sum(r.json()["outputs"][0]["data"]), 1.0)
+    metrics = httpx.get(small_body_server.url + "/metrics").text
+    assert 'inf3kit_request_failure_total{model="sentiment",reason="bad_request"}' in metrics

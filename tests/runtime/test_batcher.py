@@ -1,0 +1,90 @@
+"""The batcher in-process with recording backends: padding, splitting, carry-over, deadlines."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Sequence
+
+import numpy as np
+import pytest
+
+from inf3kit.runtime.batcher import Batcher, DeadlineExceeded, QueueFull
+from inf3kit.runtime.metrics import Metrics
+
+
+class Recorder:
+    """Returns its input + 1 and records every batch it saw."""
+
+    label = "recorder"
+
+    def __init__(self, gate: threading.Event | None = None) -> None:
+        self.batches: list[np.ndarray] = []
+        self.entered = threading.Event()
+        self._gate = gate
+
+    def run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+        self.entered.set()
+        if self._gate is not None:
+            self._gate.wait(10)
+        self.batches.append(inputs[0].copy())
+        return [inputs[0] + 1]
+
+
+def make(backend: Recorder, batch: int = 4, queue: int = 64, delay: float = 0.05) -> Batcher:
+    return Batcher([backend], [((2,), np.dtype(np.float32))], batch, delay, queue, Metrics("t"))
+
+
+def rows(start: int, n: int) -> np.ndarray:
+    return np.arange(start, start + 2 * n, dtype=np.float32).reshape(n, 2)
+
+
+def test_requests_are_padded_batched_and_split_back() -> None:
+    async def scenario() -> tuple[list[list[np.ndarray]], Recorder]:
+        backend = Recorder()
+        batcher = make(backend)
+        batcher.start()
+        sizes = [1, 2, 3, 1]
+        results = await asyncio.gather(
+            *(batcher.infer([rows(10 * i, n)], n, 5.0) for i, n in enumerate(sizes))
+        )
+        await batcher.stop()
+        return results, backend
+
+    results, backend = asyncio.run(scenario())
+    for i, (n, result) in enumerate(zip([1, 2, 3, 1], results, strict=True)):
+        np.testing.assert_array_equal(result[0], rows(10 * i, n) + 1)
+    assert all(b.shape == (4, 2) for b in backend.batches)
+    # 1 + 2 fit in the first batch; 3 does not fit and is carried to the next one.
+    assert [int((b.sum(axis=1) != 0).sum()) for b in backend.batches][:1] == [3]
+    assert sum(len(b) for b in backend.batches) == 4 * len(backend.batches)
+    np.testing.assert_array_equal(backend.batches[0][3], [0, 0])
+
+
+def test_full_queue_and_expired_requests_are_never_computed() -> None:
+    async def scenario() -> tuple[list[object], Recorder]:
+        gate = threading.Event()
+        backend = Recorder(gate)
+        batcher = make(backend, batch=1, queue=1, delay=0)
+        batcher.start()
+        first = asyncio.ensure_future(batcher.infer([rows(0, 1)], 1, 5.0))
+        await asyncio.to_thread(backend.entered.wait, 10)  # it occupies the only worker
+        expiring = asyncio.ensure_future(batcher.infer([rows(2, 1)], 1, 0.01))
+        await asyncio.sleep(0)  # it fills the one-slot queue
+        with pytest.raises(QueueFull):
+            await batcher.infer([rows(4, 1)], 1, 5.0)
+        outcomes: list[object] = []
+        try:
+            await expiring
+        except DeadlineExceeded as exc:
+            outcomes.append(exc)
+        gate.set()
+        outcomes.append(await first)
+        outcomes.append(await batcher.infer([rows(6, 1)], 1, 5.0))
+        await batcher.stop()
+        return outcomes, backend
+
+    outcomes, backend = asyncio.run(scenario())
+    assert isinstance(outcomes[0], DeadlineExceeded)
+    # The expired request never reached the device; the ones around it did.
+    assert [b.tolist() for b in backend.batches] == [rows(0, 1).tolist(), rows(6, 1).tolist()]

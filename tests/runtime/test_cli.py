@@ -1,0 +1,42 @@
+"""`inf3kit compile`, `inf3kit bundle` and `inf3kit serve` through the real typer app."""
+
+from __future__ import annotations
+
+import tarfile
+from pathlib import Path
+
+from conftest import TINY
+from typer.testing import CliRunner
+
+from inf3kit.cli import app
+from inf3kit.runtime.manifest import read_manifest
+
+runner = CliRunner()
+
+
+def test_compile_then_bundle(tmp_path: Path) -> None:
+    out = tmp_path / "bundle"
+    args = ["compile", f"{TINY}:echo", "--input", "INPUT__0:FP32:4", "--out", str(out)]
+    result = runner.invoke(app, [*args, "--batch-size", "4", "--name", "echo"])
+    assert result.exit_code == 0, result.output
+    assert "echo 1 + cpu batch 4 -> model-cpu-b4.pt" in result.output
+    assert [v.batch_size for v in read_manifest(out).variants] == [4]
+    archive = tmp_path / "model.tar.gz"
+    result = runner.invoke(app, ["bundle", str(out), "-o", str(archive)])
+    assert result.exit_code == 0, result.output
+    assert "model-cpu-b4.pt" in result.output
+    with tarfile.open(archive) as tar:
+        assert tar.getnames() == ["inf3kit-manifest.json", "model-cpu-b4.pt"]
+
+
+def test_fails_when_bundling_a_directory_without_manifest(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["bundle", str(tmp_path), "-o", str(tmp_path / "m.tar.gz")])
+    assert result.exit_code == 1
+    assert "bundle refused" in result.output
+    assert "no manifest" in result.output
+
+
+def test_fails_when_serve_settings_are_invalid(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["serve", str(tmp_path), "--workers", "0"])
+    assert result.exit_code == 2
+    assert "INF3KIT_WORKERS=0: must be >= 1" in result.output

@@ -1,0 +1,212 @@
+"""Unit tests: manifest, settings, hardware selection, bundles, compile, datatypes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import TINY
+
+from inf3kit.runtime.bundle import open_bundle, pack_bundle, verify_bundle
+from inf3kit.runtime.commands import compile_bundle
+from inf3kit.runtime.compile import CompileError, parse_tensor_arg
+from inf3kit.runtime.datatypes import bf16_bits, bf16_to_float32
+from inf3kit.runtime.hardware import HostHardware, select_variant
+from inf3kit.runtime.manifest import MANIFEST_NAME, Manifest, ManifestError, parse_manifest
+from inf3kit.runtime.settings import load_settings
+
+SHA = "0" * 64
+CPU = HostHardware("cpu", detail="no /dev/neuron* devices")
+INF3 = HostHardware("inf3", neuron_cores=4, neuron_sdk=True, detail="2 Neuron device(s)")
+
+
+def manifest_dict(**changes: object) -> dict[str, object]:
+    base: dict[str, object] = {
+        "format_version": 1,
+        "name": "m",
+        "version": "1",
+        "inputs": [{"name": "x", "datatype": "FP32", "shape": [4]}],
+        "outputs": [{"name": "y", "datatype": "FP32", "shape": [2]}],
+        "variants": [
+            {"target": t, "file": f"{t}-{b}.pt", "batch_size": b, "sha256": SHA,
+             "compiler": {"name": "torch.jit.trace", "version": "2.13.0"}}
+            for t, b in (("cpu", 1), ("cpu", 8), ("inf3", 16))
+        ],
+    }  # fmt: skip
+    base.update(changes)
+    return base
+
+
+def manifest(**changes: object) -> Manifest:
+    return parse_manifest(json.dumps(manifest_dict(**changes)))
+
+
+# --- manifest ---------------------------------------------------------------------------------
+
+
+def test_fails_when_manifest_has_unknown_target_and_typo() -> None:
+    data = manifest_dict()
+    data["variants"][0]["target"] = "gpu"  # type: ignore[index]
+    data["nmae"] = "typo"
+    with pytest.raises(ManifestError) as err:
+        parse_manifest(json.dumps(data), "m.json")
+    assert str(err.value) == (
+        "m.json: 2 problem(s) in the manifest\n"
+        "  - variants.0.target: Input should be 'cpu', 'inf1', 'inf2', 'inf3', 'trn1', 'trn2' or "
+        "'trn3'; compile a variant for one of these targets with `inf3kit compile --target` "
+        "(got 'gpu')\n"
+        "  - nmae: unknown field; remove it (check the spelling against docs/runtime.md) "
+        "(got 'typo')"
+    )
+
+
+def test_fails_when_format_version_is_newer() -> None:
+    with pytest.raises(ManifestError, match="this inf3kit understands format_version 1, got 2"):
+        manifest(format_version=2)
+
+
+def test_fails_when_shape_is_dynamic_or_path_escapes() -> None:
+    data = manifest_dict(inputs=[{"name": "x", "datatype": "FP32", "shape": [-1]}])
+    data["variants"][0]["file"] = "../etc/passwd"  # type: ignore[index]
+    with pytest.raises(ManifestError) as err:
+        parse_manifest(json.dumps(data))
+    assert "inputs.0.shape: every dimension must be a positive integer" in str(err.value)
+    assert "variants.0.file: must be a path relative to the bundle directory" in str(err.value)
+
+
+def test_fails_when_manifest_is_not_json() -> None:
+    with pytest.raises(ManifestError, match=r"^x.json: not valid JSON"):
+        parse_manifest("{", "x.json")
+
+
+# --- hardware selection -------------------------------------------------------------------------
+
+
+def test_cpu_host_picks_largest_cpu_variant() -> None:
+    assert select_variant(manifest(), CPU).file == "cpu-8.pt"
+    assert select_variant(manifest(), CPU, max_batch_size=4).file == "cpu-1.pt"
+
+
+def test_neuron_host_picks_its_own_family() -> None:
+    assert select_variant(manifest(), INF3).file == "inf3-16.pt"
+
+
+def test_fails_when_neuron_variant_is_forced_on_cpu() -> None:
+    with pytest.raises(ManifestError) as err:
+        select_variant(manifest(), CPU, target="inf3")
+    assert str(err.value).startswith(
+        "cannot serve a 'inf3' variant on this host (no /dev/neuron* devices; torch_neuronx "
+        "importable: False)"
+    )
+
+
+def test_fails_when_neuron_host_has_no_matching_variant() -> None:
+    trn2 = HostHardware("trn2", neuron_cores=8, neuron_sdk=True)
+    with pytest.raises(ManifestError) as err:
+        select_variant(manifest(), trn2)
+    assert (
+        "has no variant for trn2 (host: trn2); variants present: cpu/b1, cpu/b8, inf3/b16"
+        in str(err.value)
+    )
+
+
+# --- settings -----------------------------------------------------------------------------------
+
+
+def test_settings_from_env_and_overrides() -> None:
+    s = load_settings({"INF3KIT_MAX_DELAY_MS": "5", "INF3KIT_ACCESS_LOG": "yes"}, workers=3)
+    assert (s.max_delay_ms, s.access_log, s.workers, s.port) == (5.0, True, 3, 8080)
+
+
+def test_sagemaker_port_wins_over_inf3kit_port() -> None:
+    env = {"INF3KIT_PORT": "9000", "SAGEMAKER_BIND_TO_PORT": "8081"}
+    assert load_settings(env).port == 8081
+    assert load_settings(env, port=7000).port == 7000
+
+
+def test_fails_when_settings_are_invalid() -> None:
+    with pytest.raises(ValueError) as err:
+        load_settings({"INF3KIT_WORKERS": "two", "INF3KIT_QUEUE_SIZE": "0"})
+    assert str(err.value) == (
+        "invalid runtime settings:\n"
+        "  - INF3KIT_WORKERS='two': not a valid workers "
+        "(invalid literal for int() with base 10: 'two')\n"
+        "  - INF3KIT_QUEUE_SIZE=0: must be >= 1"
+    )
+
+
+# --- bundles and compile ------------------------------------------------------------------------
+
+
+def test_compile_adds_and_replaces_variants(tmp_path: Path) -> None:
+    out = tmp_path / "b"
+    compile_bundle(f"{TINY}:echo", ["INPUT__0:FP32:4"], out, batch_size=2, name="echo")
+    compile_bundle(f"{TINY}:echo", ["INPUT__0:FP32:4"], out, batch_size=4)
+    _, v = compile_bundle(f"{TINY}:echo", ["INPUT__0:FP32:4"], out, batch_size=2, version="2")
+    saved = json.loads((out / MANIFEST_NAME).read_text())
+    assert [(x["target"], x["batch_size"]) for x in saved["variants"]] == [("cpu", 2), ("cpu", 4)]
+    assert saved["name"] == "echo" and saved["version"] == "2"
+    assert saved["outputs"] == [{"name": "OUTPUT__0", "datatype": "FP32", "shape": [4]}]
+    assert v.sha256 == hashlib.sha256((out / v.file).read_bytes()).hexdigest()
+    verify_bundle(open_bundle(out))
+
+
+def test_fails_when_compiling_for_neuron_without_sdk(tmp_path: Path) -> None:
+    with pytest.raises(CompileError) as err:
+        compile_bundle(f"{TINY}:echo", ["INPUT__0:FP32:4"], tmp_path, target="inf3")
+    assert str(err.value).startswith(
+        "target 'inf3' needs torch_neuronx, which is not importable: install the Neuron SDK"
+    )
+    assert not (tmp_path / MANIFEST_NAME).exists()
+
+
+@pytest.mark.parametrize(
+    ("factory", "inputs", "message"),
+    [
+        (f"{TINY}:not_a_module", ["x:FP32:4"], "returned str, not a torch.nn.Module"),
+        (f"{TINY}:missing", ["x:FP32:4"], "has no callable 'missing'"),
+        ("no_such_module:build", ["x:FP32:4"], "cannot import 'no_such_module'"),
+        (f"{TINY}:echo", ["x:FP33:4"], "datatype 'FP33' is not one of BOOL"),
+        (f"{TINY}:echo", ["x:FP32:4x0"], "shape '4x0' must be positive integers"),
+        (f"{TINY}:echo", ["x-FP32-4"], "expected NAME:DTYPE:SHAPE"),
+    ],
+)
+def test_fails_when_compile_arguments_are_wrong(
+    tmp_path: Path, factory: str, inputs: list[str], message: str
+) -> None:
+    with pytest.raises(CompileError, match=message.replace("(", r"\(")):
+        compile_bundle(factory, inputs, tmp_path / "b")
+
+
+def test_fails_when_bundle_gets_a_different_model(tmp_path: Path) -> None:
+    compile_bundle(f"{TINY}:echo", ["INPUT__0:FP32:4"], tmp_path, batch_size=2)
+    with pytest.raises(ManifestError, match="a bundle holds variants of one model"):
+        compile_bundle(f"{TINY}:echo", ["INPUT__0:FP32:5"], tmp_path, batch_size=2)
+
+
+def test_pack_is_reproducible_and_round_trips(echo_bundle: Path, tmp_path: Path) -> None:
+    first, second = tmp_path / "1.tar.gz", tmp_path / "2.tar.gz"
+    pack_bundle(echo_bundle, first)
+    pack_bundle(echo_bundle, second)
+    assert first.read_bytes() == second.read_bytes()
+    with tarfile.open(first) as tar:
+        members = tar.getmembers()
+    assert [m.name for m in members] == [MANIFEST_NAME, "model-cpu-b16.pt"]
+    assert {(m.mtime, m.uid, m.gid) for m in members} == {(0, 0, 0)}
+    bundle = open_bundle(first, tmp_path / "unpacked")
+    verify_bundle(bundle)
+    assert bundle.manifest.name == "echo"
+
+
+def test_parse_tensor_arg_accepts_both_shape_spellings() -> None:
+    assert parse_tensor_arg("img:fp16:3x224x224").shape == (3, 224, 224)
+    assert parse_tensor_arg("img:FP16:3,224,224").datatype == "FP16"
+
+
+def test_bf16_round_trip() -> None:
+    values = np.array([1.0, -2.5, 3.140625, 0.0], dtype=np.float32)
+    np.testing.assert_array_equal(bf16_to_float32(bf16_bits(values)), values)

@@ -1,0 +1,32 @@
+"""Small models the runtime tests compile (loaded by path, so tests need no package)."""
+
+import torch
+from torch import nn
+
+
+class Echo(nn.Module):
+    """Output = 2 * input + 1, row by row: each response reveals which request it answers."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * 2 + 1
+
+
+class TwoInTwoOut(nn.Module):
+    """INT64 ids and FP32 weights in; their weighted sum (FP32) and the ids + 1 (INT64) out."""
+
+    def forward(
+        self, ids: torch.Tensor, weights: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        return (ids.to(torch.float32) * weights).sum(dim=1, keepdim=True), ids + 1
+
+
+def echo() -> nn.Module:
+    return Echo()
+
+
+def two_in_two_out() -> nn.Module:
+    return TwoInTwoOut()
+
+
+def not_a_module() -> str:
+    return "nope"
