@@ -721,6 +721,7 @@ def test_runtime_image_builds_from_the_public_neuron_dlc(default) -> None:
 def test_dlc_entries_match_the_sagemaker_sdk_registry() -> None:
     """Where the sagemaker SDK lists an image, the matrix must agree with it (offline lookup)."""
     from sagemaker.core import image_uris
+
     compat = load_compatibility()
     for name, version in (("djl-neuronx", "0.29.0"), ("huggingface-llm-neuronx", "0.3.0")):
         entry = compat.data.images[name]
