@@ -473,6 +473,14 @@ def bootstrap(
         str | None, typer.Option(help="logical id of the Auto Scaling group")
     ] = None,
     ready_timeout: Annotated[float, typer.Option(help="seconds to wait for readiness")] = 1200,
+    asg: Annotated[
+        str | None,
+        typer.Option(
+            "--asg",
+            help="Auto Scaling group the NeuronCore metric is published for "
+            "(default: the instance's aws:autoscaling:groupName tag)",
+        ),
+    ] = None,
     signal_failure: Annotated[
         str | None,
         typer.Option(help="only send a FAILURE signal with this reason (user data's error trap)"),
@@ -504,6 +512,7 @@ def bootstrap(
             stack=stack,
             resource=resource,
             ready_timeout=ready_timeout,
+            asg_name=asg,
         )
         result = run_bootstrap(config)
     except BootstrapError as exc:
@@ -511,6 +520,72 @@ def bootstrap(
         raise typer.Exit(1) from None
     state = "serving" if result.started else "prepared (warm pool), not started"
     console.print(f"[green]ok[/] {result.variant} in {result.model_dir}: {state}")
+    if result.metrics_group:
+        console.print(f"NeuronCore utilisation published for group {result.metrics_group}")
+
+
+@app.command("neuron-metrics")
+def neuron_metrics(
+    asg: Annotated[
+        str | None,
+        typer.Option("--asg", envvar="INF3KIT_ASG_NAME", help="Auto Scaling group name"),
+    ] = None,
+    region: Annotated[str | None, typer.Option(help="AWS region of CloudWatch")] = None,
+    period: Annotated[int, typer.Option(min=1, help="seconds per published datapoint")] = 60,
+    high_resolution: Annotated[
+        bool, typer.Option(help="store at 1 s resolution, for periods under a minute")
+    ] = False,
+    monitor_cmd: Annotated[
+        str, typer.Option(help="the command printing neuron-monitor reports")
+    ] = "neuron-monitor",
+    stdin: Annotated[bool, typer.Option("--stdin", help="read the reports from stdin")] = False,
+) -> None:
+    """Publish NeuronCore utilisation from neuron-monitor to CloudWatch for fleet scaling.
+
+    One datapoint per period (namespace Inf3kit/Neuron, metric NeuronCoreUtilization, dimension
+    AutoScalingGroupName). Runs until neuron-monitor exits; systemd restarts it.
+    """
+    import logging
+
+    from botocore.exceptions import NoRegionError
+
+    from inf3kit.runtime.neuron_metrics import (
+        MonitorError,
+        Publisher,
+        cloudwatch_client,
+        forward,
+        run_monitor,
+    )
+
+    if not asg:
+        err.print(
+            "[red]no Auto Scaling group[/]. Fix: pass --asg NAME or set INF3KIT_ASG_NAME "
+            "(`inf3kit bootstrap` sets it from the instance's aws:autoscaling:groupName tag)",
+            highlight=False,
+        )
+        raise typer.Exit(2)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        publish = Publisher(cloudwatch_client(region), asg, high_resolution=high_resolution)
+    except NoRegionError:
+        err.print("[red]no AWS region[/]. Fix: pass --region or set AWS_REGION", highlight=False)
+        raise typer.Exit(2) from None
+    status = 0
+    try:
+        if stdin:
+            stats = forward(sys.stdin, publish, period=period)
+        else:
+            stats, status = run_monitor(monitor_cmd, publish, period=period)
+    except MonitorError as exc:
+        err.print(f"[red]neuron-metrics failed[/]: {exc}", highlight=False)
+        raise typer.Exit(1) from None
+    err.print(
+        f"{stats.reports} report(s), {stats.malformed} malformed, {stats.published} period(s) "
+        f"published, {stats.dropped} dropped" + ("" if stdin else f"; the monitor exited {status}"),
+        highlight=False,
+    )
+    # The monitor should never stop: make systemd see a failure whatever its status.
+    raise typer.Exit(0 if stdin else 1)
 
 
 # --- endpoint commands ---

@@ -358,8 +358,8 @@ class NeuronFleet(Construct):
     ) -> cloudwatch.Metric:
         """Average NeuronCore utilisation (percent) across the group, per minute by default.
 
-        Published by neuron-monitor through the CloudWatch agent or by the runtime, in
-        namespace `Inf3kit/Neuron` with dimension AutoScalingGroupName (docs/fleet.md).
+        Published by `inf3kit neuron-metrics` (which reads neuron-monitor; the bootstrap starts
+        it) in namespace `Inf3kit/Neuron` with dimension AutoScalingGroupName (docs/fleet.md).
         """
         return cloudwatch.Metric(
             namespace=NEURON_METRIC_NAMESPACE,

@@ -106,7 +106,7 @@ class Batcher:
         future: asyncio.Future[list[np.ndarray]] = loop.create_future()
         job = Job(inputs, rows, time.monotonic() + timeout_s, future)
         with self._cond:
-            if len(self._pending) >= self._queue_size:
+            if len(self._pending) >= self._queue_size and not self._drop_dead():
                 raise QueueFull
             self._pending.append(job)
             self._pending_rows += rows
@@ -119,6 +119,18 @@ class Batcher:
             return await future
         finally:
             timer.cancel()
+
+    def _drop_dead(self) -> bool:
+        """Free the slots of queued requests that expired or were cancelled (lock held).
+
+        Without this a full queue would refuse new work until a worker got round to them.
+        """
+        now = time.monotonic()
+        live = deque(j for j in self._pending if not j.future.done() and now < j.deadline)
+        freed = len(self._pending) - len(live)
+        self._pending_rows = sum(j.rows for j in live)
+        self._pending = live
+        return freed > 0
 
     # --- worker threads ---------------------------------------------------------------------
 

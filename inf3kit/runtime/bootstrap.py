@@ -5,7 +5,8 @@ test instead of shell in a template: download the bundle from S3, verify every c
 it, pick the variant for this hardware, write an environment file and a systemd unit for
 ``inf3kit serve`` pinned to the NeuronCores, start it, wait for readiness, and signal
 CloudFormation. Any failure stops before the service starts (a corrupt bundle never serves) and
-sends a FAILURE signal, so a rolling update stops and rolls back.
+sends a FAILURE signal, so a rolling update stops and rolls back. On Neuron hosts a second unit
+runs ``inf3kit neuron-metrics``, which publishes the NeuronCore utilisation the fleet scales on.
 
 systemd, the readiness probe, the signal and the instance metadata lookups are injectable so the
 sequence is testable without an instance.
@@ -33,6 +34,8 @@ from typing import Any
 from inf3kit.runtime.bundle import open_bundle, verify_bundle
 from inf3kit.runtime.hardware import HostHardware, probe_hardware, select_variant
 from inf3kit.runtime.manifest import ManifestError
+from inf3kit.runtime.neuron_metrics import ASG_TAG
+from inf3kit.runtime.neuron_metrics import SERVICE_NAME as METRICS_SERVICE_NAME
 
 log = logging.getLogger("inf3kit.bootstrap")
 
@@ -42,6 +45,8 @@ SERVICE_NAME = "inf3kit"
 READY_PATHS = ("/v2/health/ready", "/ping")
 _S3_URI = re.compile(r"^s3://(?P<bucket>[^/]+)/(?P<key>.+)$")
 _IMDS = "http://169.254.169.254"
+# systemd's own default PATH plus where the DLAMI installs neuron-monitor.
+_METRICS_PATH = "/opt/aws/neuron/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 Runner = Callable[[Sequence[str]], None]
 Signal = Callable[[str, str], None]
@@ -66,10 +71,16 @@ class BootstrapConfig:
     resource: str | None = None
     ready_timeout: float = 1200.0
     grace_seconds: float = 30.0
+    asg_name: str | None = None
+    """Dimension of the NeuronCore metric; None reads the instance's Auto Scaling tag."""
 
     @property
     def unit_path(self) -> Path:
         return self.unit_dir / f"{SERVICE_NAME}.service"
+
+    @property
+    def metrics_unit_path(self) -> Path:
+        return self.unit_dir / f"{METRICS_SERVICE_NAME}.service"
 
 
 @dataclass(frozen=True)
@@ -79,6 +90,8 @@ class BootstrapResult:
     neuron_cores: int
     started: bool
     signalled: str | None
+    metrics_group: str | None = None
+    """The group whose NeuronCore utilisation this host publishes (None: not published)."""
 
 
 def parse_s3_uri(uri: str) -> tuple[str, str]:
@@ -219,6 +232,51 @@ WantedBy=multi-user.target
 """
 
 
+def _systemd_quote(value: str) -> str:
+    """One ExecStart argument, safe from systemd's word splitting and $/% expansion."""
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+    return '"' + escaped.replace("%", "%%").replace("$", "$$") + '"'
+
+
+def render_metrics_unit(config: BootstrapConfig, asg_name: str) -> str:
+    args = ["--asg", asg_name, *(("--region", config.region) if config.region else ())]
+    return f"""[Unit]
+Description=inf3kit NeuronCore utilisation to CloudWatch
+Wants=network-online.target
+After=network-online.target {SERVICE_NAME}.service
+
+[Service]
+Type=exec
+Environment=PATH={_METRICS_PATH}
+ExecStart={config.executable} neuron-metrics {" ".join(map(_systemd_quote, args))}
+Restart=always
+RestartSec=10
+NoNewPrivileges=yes
+PrivateTmp=yes
+ProtectHome=yes
+ProtectSystem=full
+
+[Install]
+WantedBy=multi-user.target
+"""
+
+
+def metrics_group(
+    config: BootstrapConfig, host: HostHardware, lookup: Callable[[], str | None]
+) -> str | None:
+    """The group to publish NeuronCore utilisation for; None on CPU hosts and outside a group."""
+    if host.neuron_cores <= 0:
+        return None
+    name = config.asg_name or lookup()
+    if not name:
+        log.warning(
+            "no Auto Scaling group name (--asg, or the %s tag through instance metadata "
+            "tags): NeuronCore utilisation is not published and its scaling policy gets no data",
+            ASG_TAG,
+        )
+    return name or None
+
+
 def download(uri: str, dest: Path, s3_client: Any = None, region: str | None = None) -> Path:
     bucket, key = parse_s3_uri(uri)
     if s3_client is None:
@@ -267,6 +325,7 @@ def bootstrap(
     signal: Signal | None = None,
     lifecycle_state: Callable[[], str | None] | None = None,
     hardware: HostHardware | None = None,
+    group_name: Callable[[], str | None] | None = None,
 ) -> BootstrapResult:
     """Run every step; on failure signal FAILURE and raise BootstrapError."""
     signal = signal or cfn_signal(config)
@@ -279,20 +338,32 @@ def bootstrap(
         with tempfile.TemporaryDirectory(prefix="inf3kit-download-") as tmp:
             archive = download(config.bundle, Path(tmp) / "model.tar.gz", s3_client, config.region)
             variant, description = install_bundle(config, archive, host)
+        group = metrics_group(
+            config, host, group_name or (lambda: imds_get(f"meta-data/tags/instance/{ASG_TAG}"))
+        )
         config.env_file.parent.mkdir(parents=True, exist_ok=True)
         config.env_file.write_text(render_env_file(config, host))
         config.env_file.chmod(0o640)
         config.unit_dir.mkdir(parents=True, exist_ok=True)
         config.unit_path.write_text(render_unit(config, description))
+        services = [f"{SERVICE_NAME}.service"]
+        if group:
+            config.metrics_unit_path.write_text(render_metrics_unit(config, group))
+            services.append(f"{METRICS_SERVICE_NAME}.service")
         run(["daemon-reload"])
-        run(["enable", f"{SERVICE_NAME}.service"])
+        for service in services:
+            run(["enable", service])
         # A warm-pool instance only prepares: it starts serving (systemd, enabled above) when
         # it boots into service, and it is not one of the signals CloudFormation counts.
         if state and state.startswith("Warmed:") and state != "Warmed:Running":
             log.info("lifecycle state %s: prepared, not started", state)
-            return BootstrapResult(config.model_dir, variant, host.neuron_cores, False, None)
-        run(["start", f"{SERVICE_NAME}.service"])
+            return BootstrapResult(config.model_dir, variant, host.neuron_cores, False, None, group)
+        run(["start", services[0]])
         path = ready(config.port, config.ready_timeout)
+        # Publish once serving: a loading model reads as idle. (A warm-pool instance starts
+        # both units at boot; the group's instance warm-up covers its loading minutes.)
+        for service in services[1:]:
+            run(["start", service])
     except BootstrapError as exc:
         with contextlib.suppress(Exception):
             signal("FAILURE", str(exc)[:4000])
@@ -302,9 +373,9 @@ def bootstrap(
             signal("FAILURE", f"{type(exc).__name__}: {exc}"[:4000])
         raise BootstrapError(f"bootstrap failed: {type(exc).__name__}: {exc}") from exc
     if state and state.startswith("Warmed:"):
-        return BootstrapResult(config.model_dir, variant, host.neuron_cores, True, None)
+        return BootstrapResult(config.model_dir, variant, host.neuron_cores, True, None, group)
     signal("SUCCESS", f"ready on {path} with {variant}")
-    return BootstrapResult(config.model_dir, variant, host.neuron_cores, True, "SUCCESS")
+    return BootstrapResult(config.model_dir, variant, host.neuron_cores, True, "SUCCESS", group)
 
 
 def parse_env(pairs: Sequence[str]) -> dict[str, str]:

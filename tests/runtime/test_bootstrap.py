@@ -19,6 +19,7 @@ from inf3kit.runtime.bootstrap import (
     BootstrapError,
     bootstrap,
     parse_env,
+    render_metrics_unit,
     wait_ready,
 )
 from inf3kit.runtime.bundle import pack_bundle
@@ -27,6 +28,7 @@ from inf3kit.runtime.hardware import HostHardware
 BUCKET = "fleet-models"
 CPU = HostHardware("cpu", 0, False, "test host")
 INF2 = HostHardware("inf2", 2, True, "test inf2 host")
+GROUP = "ranker-FleetASG-1A2B3C"
 
 
 def _bundle_dir(root: Path, targets: tuple[str, ...] = ("cpu",)) -> Path:
@@ -120,6 +122,10 @@ def _upload(s3: object, tmp_path: Path, key: str, targets: tuple[str, ...] = ("c
     s3.upload_file(str(archive), BUCKET, key)  # type: ignore[attr-defined]
 
 
+def _ok(port: int, timeout: float) -> str:
+    return "/v2/health/ready"
+
+
 def _run(tmp_path: Path, config: BootstrapConfig, s3: object, **kw: object) -> tuple:
     systemd, signals = Recorder(tmp_path / "systemctl.log"), Recorder(tmp_path / "signals.log")
     kw.setdefault("hardware", CPU)
@@ -156,6 +162,7 @@ def test_bootstrap_installs_verifies_starts_and_signals_success(
     assert f"EnvironmentFile={config.env_file}\n" in unit
     assert "Description=inf3kit model server (ranker 7, cpu/b4)" in unit
     assert "TimeoutStopSec=40" in unit and "WantedBy=multi-user.target" in unit
+    assert result.metrics_group is None and not config.metrics_unit_path.exists()  # CPU host
 
 
 def test_bootstrap_pins_the_server_to_the_neuroncores(
@@ -163,10 +170,77 @@ def test_bootstrap_pins_the_server_to_the_neuroncores(
 ) -> None:
     _upload(s3, tmp_path, "m.tar.gz", targets=("cpu", "inf2"))
     config = _config(tmp_path, "m.tar.gz", port=ready_server)
-    result, _, _ = _run(tmp_path, config, s3, hardware=INF2)
+    result, _, _ = _run(tmp_path, config, s3, hardware=INF2, group_name=lambda: GROUP)
     env = config.env_file.read_text()
     assert result.variant == "inf2/b4" and result.neuron_cores == 2
     assert 'NEURON_RT_VISIBLE_CORES="0-1"' in env and 'INF3KIT_NEURON_CORES="2"' in env
+
+
+def test_neuron_host_publishes_neuroncore_utilisation_once_serving(
+    s3: object, tmp_path: Path
+) -> None:
+    _upload(s3, tmp_path, "m.tar.gz", targets=("inf2",))
+    config = _config(tmp_path, "m.tar.gz", region="us-east-1")
+    result, systemd, _ = _run(
+        tmp_path, config, s3, hardware=INF2, group_name=lambda: GROUP, ready=_ok
+    )
+    assert result.metrics_group == GROUP and result.signalled == "SUCCESS"
+    assert systemd.calls() == [
+        [["daemon-reload"]],
+        [["enable", "inf3kit.service"]],
+        [["enable", "inf3kit-neuron-metrics.service"]],
+        [["start", "inf3kit.service"]],
+        [["start", "inf3kit-neuron-metrics.service"]],
+    ]
+    unit = config.metrics_unit_path.read_text()
+    assert config.metrics_unit_path.name == "inf3kit-neuron-metrics.service"
+    assert (
+        f'ExecStart=/opt/inf3kit/venv/bin/inf3kit neuron-metrics "--asg" "{GROUP}" '
+        '"--region" "us-east-1"\n'
+    ) in unit
+    assert "Environment=PATH=/opt/aws/neuron/bin:" in unit
+    assert "After=network-online.target inf3kit.service\n" in unit
+    assert "Restart=always\n" in unit and "WantedBy=multi-user.target" in unit
+
+
+def test_the_asg_flag_wins_over_the_instance_tag(s3: object, tmp_path: Path) -> None:
+    _upload(s3, tmp_path, "m.tar.gz", targets=("inf2",))
+    config = _config(tmp_path, "m.tar.gz", asg_name="given-group")
+    result, _, _ = _run(tmp_path, config, s3, hardware=INF2, group_name=lambda: GROUP, ready=_ok)
+    assert result.metrics_group == "given-group"
+    assert '"--asg" "given-group"' in config.metrics_unit_path.read_text()
+
+
+def test_neuron_host_outside_a_group_serves_without_the_metric(
+    s3: object, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    _upload(s3, tmp_path, "m.tar.gz", targets=("inf2",))
+    config = _config(tmp_path, "m.tar.gz")
+    result, systemd, _ = _run(
+        tmp_path, config, s3, hardware=INF2, group_name=lambda: None, ready=_ok
+    )
+    assert result.started and result.metrics_group is None
+    assert not config.metrics_unit_path.exists()
+    assert ["enable", "inf3kit-neuron-metrics.service"] not in [c[0] for c in systemd.calls()]
+    assert "NeuronCore utilisation is not published" in caplog.text
+
+
+def test_cpu_host_never_looks_up_the_group(s3: object, tmp_path: Path) -> None:
+    def no_lookup() -> str:
+        raise AssertionError("a CPU host has no NeuronCores to report")
+
+    _upload(s3, tmp_path, "m.tar.gz")
+    config = _config(tmp_path, "m.tar.gz")
+    result, _, _ = _run(tmp_path, config, s3, group_name=no_lookup, ready=_ok)
+    assert result.metrics_group is None and not config.metrics_unit_path.exists()
+
+
+def test_metrics_unit_quotes_what_systemd_would_expand(tmp_path: Path) -> None:
+    config = BootstrapConfig(bundle="", executable="/venv/bin/inf3kit")
+    unit = render_metrics_unit(config, 'my group $HOME 100% "x"')
+    assert (
+        'ExecStart=/venv/bin/inf3kit neuron-metrics "--asg" "my group $$HOME 100%% \\"x\\""\n'
+    ) in unit
 
 
 def test_fails_when_the_bundle_is_corrupted(s3: object, tmp_path: Path) -> None:
@@ -251,6 +325,27 @@ def test_warm_pool_instance_prepares_without_starting_or_signalling(
     assert systemd.calls() == [[["daemon-reload"]], [["enable", "inf3kit.service"]]]
     assert signals.calls() == []
     assert (config.model_dir / "model-cpu.pt").is_file()
+
+
+def test_warm_pool_neuron_instance_enables_the_metric_for_its_boot(
+    s3: object, tmp_path: Path
+) -> None:
+    _upload(s3, tmp_path, "m.tar.gz", targets=("inf2",))
+    config = _config(tmp_path, "m.tar.gz")
+    result, systemd, _ = _run(
+        tmp_path,
+        config,
+        s3,
+        hardware=INF2,
+        group_name=lambda: GROUP,
+        lifecycle_state=lambda: "Warmed:Stopped",
+    )
+    assert not result.started and result.metrics_group == GROUP
+    assert systemd.calls() == [
+        [["daemon-reload"]],
+        [["enable", "inf3kit.service"]],
+        [["enable", "inf3kit-neuron-metrics.service"]],
+    ]
 
 
 def test_fails_when_the_server_never_gets_ready(s3: object, tmp_path: Path) -> None:
