@@ -4,6 +4,12 @@ from inf3kit._node import use_wheel_node
 
 use_wheel_node()
 
+from inf3kit.constructs.ami_pipeline import (  # noqa: E402
+    DEFAULT_NEURON_SDK,
+    NEURON_RELEASES,
+    NeuronAmiPipeline,
+    PipelineImage,
+)
 from inf3kit.constructs.bundle import ModelBundle  # noqa: E402
 from inf3kit.constructs.endpoint_image import EndpointImage  # noqa: E402
 from inf3kit.constructs.hardware_checks import (  # noqa: E402
@@ -29,8 +35,10 @@ from inf3kit.constructs.neuron_fleet import (  # noqa: E402
 )
 
 __all__ = [
+    "DEFAULT_NEURON_SDK",
     "NEURONCORE_UTILIZATION_METRIC",
     "NEURON_METRIC_NAMESPACE",
+    "NEURON_RELEASES",
     "NO_FALLBACK_WARNING_ID",
     "PROVISIONAL_WARNING_ID",
     "EndpointImage",
@@ -40,8 +48,10 @@ __all__ = [
     "ModelBundle",
     "ModelData",
     "NeuronAmi",
+    "NeuronAmiPipeline",
     "NeuronEndpoint",
     "NeuronFleet",
+    "PipelineImage",
     "ScaleDownSchedule",
     "ServiceNetwork",
     "acknowledge",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import jsii
 from aws_cdk import Token
@@ -10,6 +11,9 @@ from aws_cdk import aws_ec2 as ec2
 from constructs import Construct
 
 from inf3kit.catalog import Compatibility, load_compatibility
+
+if TYPE_CHECKING:
+    from inf3kit.constructs.ami_pipeline import NeuronAmiPipeline
 
 
 @jsii.implements(ec2.IMachineImage)
@@ -56,6 +60,15 @@ class NeuronAmi(Construct):
     def get_image(self, scope: Construct) -> ec2.MachineImageConfig:
         """Return the image id (a deploy-time parameter), OS type and user data for `scope`."""
         return self._image.get_image(scope)
+
+    @staticmethod
+    def from_pipeline(pipeline: NeuronAmiPipeline) -> ec2.IMachineImage:
+        """The AMI a `NeuronAmiPipeline` bakes, read by EC2 from its SSM parameter at launch.
+
+        Whatever launches from it waits for the pipeline's build-at-deploy image, so the
+        parameter exists before the first instance starts (see `PipelineImage`).
+        """
+        return pipeline.machine_image
 
 
 def _validate(

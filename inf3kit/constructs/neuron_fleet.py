@@ -24,7 +24,8 @@ from constructs import Construct
 from inf3kit.catalog import Catalog, load_catalog
 from inf3kit.constructs.fleet_load_balancer import FleetLoadBalancer
 from inf3kit.constructs.hardware_checks import check_instance_type, warn_if_provisional
-from inf3kit.constructs.nag import acknowledge, skip_checkov
+from inf3kit.constructs.kms_policies import allow_ebs_in_this_account
+from inf3kit.constructs.nag import acknowledge
 from inf3kit.constructs.neuron_ami import NeuronAmi
 
 NEURON_METRIC_NAMESPACE = "Inf3kit/Neuron"
@@ -422,31 +423,7 @@ class NeuronFleet(Construct):
 
     def _allow_ebs_and_logs(self, key: kms.IKey) -> None:
         """Let EBS and the log group use the key (a no-op for imported keys: grant it yourself)."""
-        # EBS calls KMS as the launching principal: for group launches that is the Auto Scaling
-        # service-linked role. Naming that role as principal fails in accounts where it does
-        # not exist yet, so allow any principal of this account, but only through EC2 (the
-        # policy of the AWS-managed aws/ebs key does the same).
-        key.add_to_resource_policy(
-            iam.PolicyStatement(
-                sid="EbsVolumesThroughEc2",
-                principals=[iam.AnyPrincipal()],
-                actions=[
-                    "kms:Encrypt",
-                    "kms:Decrypt",
-                    "kms:ReEncrypt*",
-                    "kms:GenerateDataKey*",
-                    "kms:DescribeKey",
-                    "kms:CreateGrant",
-                ],
-                resources=["*"],
-                conditions={
-                    "StringEquals": {
-                        "kms:CallerAccount": Aws.ACCOUNT_ID,
-                        "kms:ViaService": f"ec2.{Aws.REGION}.amazonaws.com",
-                    }
-                },
-            )
-        )
+        allow_ebs_in_this_account(key)
         key.add_to_resource_policy(
             iam.PolicyStatement(
                 sid="FleetLogGroup",
@@ -665,14 +642,6 @@ class NeuronFleet(Construct):
                 "AwsSolutions-EC23",
                 "The listener ingress is the VPC's own CIDR block (a reference the rule cannot "
                 "evaluate at synthesis), never 0.0.0.0/0, because the load balancer is internal.",
-            )
-        if isinstance(self.key, kms.Key):
-            skip_checkov(
-                self.key.node.default_child,  # type: ignore[arg-type]
-                "CKV_AWS_33",
-                "The '*' principal is limited by kms:CallerAccount (this account) and "
-                "kms:ViaService (EC2 in this region), like the aws/ebs key, so the Auto Scaling "
-                "service-linked role can encrypt fleet volumes even before that role exists.",
             )
 
 

@@ -37,6 +37,10 @@ class FleetScaling(StrictModel):
 class AmiSource(StrictModel):
     source: Literal["dlami", "pipeline", "id"] = "dlami"
     id: str | None = Field(None, pattern=r"^ami-[0-9a-f]{8,17}$")
+    neuron_sdk: str | None = Field(None, pattern=r"^\d+\.\d+\.\d+$")
+    """pipeline only: the Neuron release to pin; None uses the pipeline's default."""
+    schedule: str | None = Field(None, pattern=r"^(cron\(.+\)|manual)$")
+    """pipeline only: an Image Builder cron expression or `manual`; None is weekly."""
 
     @model_validator(mode="after")
     def _id_matches_source(self) -> AmiSource:
@@ -48,6 +52,14 @@ class AmiSource(StrictModel):
             raise ValueError(
                 f"`id` is only read with source 'id', but source is {self.source!r}. "
                 "Fix: set `source: id`, or remove `id`"
+            )
+        pipeline_only = [f for f in ("neuron_sdk", "schedule") if getattr(self, f) is not None]
+        if self.source != "pipeline" and pipeline_only:
+            names = " and ".join(f"`{f}`" for f in pipeline_only)
+            raise ValueError(
+                f"{names} {'is' if len(pipeline_only) == 1 else 'are'} only read with source "
+                f"'pipeline', but source is {self.source!r}. Fix: set `source: pipeline`, or "
+                f"remove {names}"
             )
         return self
 

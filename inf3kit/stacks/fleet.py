@@ -8,7 +8,7 @@ from aws_cdk import CfnOutput, Duration
 from aws_cdk import aws_certificatemanager as acm
 from aws_cdk import aws_ec2 as ec2
 
-from inf3kit.constructs import FixedImage, NeuronFleet
+from inf3kit.constructs import FixedImage, NeuronAmi, NeuronAmiPipeline, NeuronFleet
 from inf3kit.spec import FleetSpec
 
 if TYPE_CHECKING:
@@ -31,7 +31,7 @@ def add_fleet(stack: ServiceStack, fleet: FleetSpec) -> NeuronFleet:
         min_capacity=fleet.capacity.min,
         max_capacity=fleet.capacity.max,
         desired_capacity=fleet.capacity.desired,
-        machine_image=_machine_image(fleet),
+        machine_image=_machine_image(stack, fleet),
         port=serving.port,
         serving_environment={
             "INF3KIT_MAX_BATCH_SIZE": str(serving.max_batch_size),
@@ -65,13 +65,33 @@ def add_fleet(stack: ServiceStack, fleet: FleetSpec) -> NeuronFleet:
     return neuron_fleet
 
 
-def _machine_image(fleet: FleetSpec) -> ec2.IMachineImage | None:
-    """None lets NeuronFleet pick the DLAMI for its types."""
-    if fleet.ami.source == "id" and fleet.ami.id:
-        return FixedImage(fleet.ami.id)
-    if fleet.ami.source == "pipeline":
-        raise ValueError(
-            "fleet.ami.source 'pipeline' is not available yet: the Image Builder pipeline is "
-            "not built. Fix: use `ami: {source: dlami}`, or `{source: id, id: ami-...}`"
+def _machine_image(stack: ServiceStack, fleet: FleetSpec) -> ec2.IMachineImage | None:
+    """None lets NeuronFleet pick the DLAMI for its types.
+
+    `pipeline` bakes the image in this stack: the pipeline also builds once during the deploy
+    and publishes the AMI id to its SSM parameter, the launch template waits for that build and
+    EC2 reads the parameter at each launch (a CloudFormation SSM parameter would be read before
+    the build and fail the first deploy). Later scheduled builds update the parameter: new
+    instances boot the new AMI; an instance refresh rolls the running ones.
+    """
+    ami = fleet.ami
+    if ami.source == "id" and ami.id:
+        return FixedImage(ami.id)
+    if ami.source == "pipeline":
+        options: dict[str, object] = {}
+        if ami.neuron_sdk is not None:
+            options["neuron_sdk"] = ami.neuron_sdk
+        if ami.schedule is not None:
+            options["schedule"] = None if ami.schedule == "manual" else ami.schedule
+        pipeline = NeuronAmiPipeline(
+            stack,
+            "AmiPipeline",
+            instance_types=fleet.instance_types,
+            vpc=stack.vpc,
+            key=stack.artifacts.key,
+            logs_bucket=stack.artifacts.bucket,
+            catalog=stack.loaded.catalog,
+            **options,  # type: ignore[arg-type]
         )
+        return NeuronAmi.from_pipeline(pipeline)
     return None

@@ -1,13 +1,17 @@
-"""NeuronAmi: the DLAMI from the compatibility matrix, read at deploy time from SSM."""
+"""NeuronAmi (the DLAMI read from SSM) and NeuronAmiPipeline (the baked, tested AMI)."""
 
 from __future__ import annotations
+
+import json
 
 import aws_cdk as cdk
 import pytest
 from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sns as sns
 from aws_cdk.assertions import Match, Template
 
-from inf3kit.constructs import FixedImage, NeuronAmi
+from inf3kit.constructs import FixedImage, NeuronAmi, NeuronAmiPipeline
 
 
 @pytest.fixture(scope="module")
@@ -85,3 +89,347 @@ def test_fixed_image_is_the_same_id_everywhere() -> None:
         ValueError, match=r"^image_id 'img-1' is not an AMI id. Fix: use 'ami-...'$"
     ):
         FixedImage("img-1")
+
+
+# --- the Image Builder pipeline ----------------------------------------------------------------
+
+PINS = {
+    "aws-neuronx-dkms": "2.25.4.0",
+    "aws-neuronx-runtime-lib": "2.29.40.0",
+    "aws-neuronx-collectives": "2.29.41.0",
+    "aws-neuronx-tools": "2.27.33.0",
+}
+
+
+@pytest.fixture(scope="module")
+def pipeline_template() -> Template:
+    stack = cdk.Stack(cdk.App(), "Baked")
+    vpc = ec2.Vpc(stack, "Vpc", max_azs=2)
+    pipeline = NeuronAmiPipeline(
+        stack,
+        "Pipeline",
+        instance_types=["inf2.xlarge", "inf2.8xlarge"],
+        vpc=vpc,
+        parameter_name="/inf3kit/ami/ranker",
+        notification_topic=sns.Topic(stack, "Builds"),
+    )
+    ec2.LaunchTemplate(stack, "Lt", machine_image=NeuronAmi.from_pipeline(pipeline))
+    return Template.from_stack(stack)
+
+
+def _component_data(template: Template, name: str) -> str:
+    (component,) = template.find_resources(
+        "AWS::ImageBuilder::Component",
+        {"Properties": {"Name": Match.string_like_regexp(f"-{name}$")}},
+    ).values()
+    return component["Properties"]["Data"]
+
+
+def test_build_component_pins_neuron_packages_and_installs_the_runtime(
+    pipeline_template: Template,
+) -> None:
+    pipeline_template.has_resource_properties(
+        "AWS::ImageBuilder::Component",
+        {
+            "Name": Match.string_like_regexp("-BuildComponent$"),
+            "Platform": "Linux",
+            "Version": Match.string_like_regexp(r"^1\.0\.\d+$"),
+            "KmsKeyId": {"Fn::GetAtt": [Match.string_like_regexp("^PipelineKey"), "Arn"]},
+        },
+    )
+    data = _component_data(pipeline_template, "BuildComponent")
+    for name, ver in PINS.items():
+        assert f"'{name}={ver}*'" in data
+    assert "apt-mark hold aws-neuronx-dkms aws-neuronx-runtime-lib" in data
+    assert "--extra-index-url https://pip.repos.neuron.amazonaws.com 'inf3kit[serve]" in data
+
+
+def test_test_component_checks_driver_device_and_runtime(pipeline_template: Template) -> None:
+    data = _component_data(pipeline_template, "TestComponent")
+    assert "- name: test" in data
+    assert "dpkg-query -W -f='${Version}' aws-neuronx-dkms | grep -q '^2.25.4.0'" in data
+    assert "/opt/aws/neuron/bin/neuron-ls" in data
+    assert "test -e /dev/neuron0" in data
+    assert '/opt/inf3kit/venv/bin/python -c "import inf3kit.runtime"' in data
+    assert "/opt/inf3kit/venv/bin/inf3kit --help" in data
+
+
+def test_recipe_starts_from_the_dlami_parameter_on_a_kms_encrypted_volume(
+    pipeline_template: Template,
+) -> None:
+    pipeline_template.has_resource_properties(
+        "AWS::ImageBuilder::ImageRecipe",
+        {
+            "ParentImage": "ssm:/aws/service/neuron/dlami/base/ubuntu-24.04/latest/image_id",
+            "Components": Match.array_with(
+                [
+                    {"ComponentArn": {"Fn::GetAtt": [Match.string_like_regexp("Build"), "Arn"]}},
+                    {"ComponentArn": {"Fn::GetAtt": [Match.string_like_regexp("Test"), "Arn"]}},
+                ]
+            ),
+            "BlockDeviceMappings": [
+                {
+                    "DeviceName": "/dev/sda1",
+                    "Ebs": Match.object_like(
+                        {
+                            "Encrypted": True,
+                            "KmsKeyId": {
+                                "Fn::GetAtt": [Match.string_like_regexp("^PipelineKey"), "Arn"]
+                            },
+                            "VolumeType": "gp3",
+                            "VolumeSize": 150,
+                        }
+                    ),
+                }
+            ],
+        },
+    )
+
+
+def test_infrastructure_requires_imdsv2_in_the_vpc_and_logs_to_s3(
+    pipeline_template: Template,
+) -> None:
+    pipeline_template.has_resource_properties(
+        "AWS::ImageBuilder::InfrastructureConfiguration",
+        {
+            "InstanceTypes": ["inf2.xlarge"],
+            "InstanceMetadataOptions": {"HttpTokens": "required", "HttpPutResponseHopLimit": 1},
+            "InstanceProfileName": {"Ref": Match.string_like_regexp("^PipelineInstanceProfile")},
+            "SecurityGroupIds": [
+                {"Fn::GetAtt": [Match.string_like_regexp("^PipelineSecurityGroup"), "GroupId"]}
+            ],
+            "SubnetId": {"Ref": Match.string_like_regexp("^VpcPrivateSubnet1")},
+            "Logging": {
+                "S3Logs": {
+                    "S3BucketName": {"Ref": Match.string_like_regexp("^PipelineLogs")},
+                    "S3KeyPrefix": "image-builder",
+                }
+            },
+            "SnsTopicArn": {"Ref": Match.string_like_regexp("^Builds")},
+            "TerminateInstanceOnFailure": True,
+        },
+    )
+    pipeline_template.has_resource_properties(
+        "AWS::IAM::Role",
+        {
+            "ManagedPolicyArns": [
+                {
+                    "Fn::Join": [
+                        "",
+                        Match.array_with([":iam::aws:policy/AmazonSSMManagedInstanceCore"]),
+                    ]
+                },
+                {
+                    "Fn::Join": [
+                        "",
+                        Match.array_with([":iam::aws:policy/EC2InstanceProfileForImageBuilder"]),
+                    ]
+                },
+            ]
+        },
+    )
+    pipeline_template.has_resource_properties(
+        "AWS::S3::Bucket",
+        {
+            "BucketEncryption": {
+                "ServerSideEncryptionConfiguration": [
+                    Match.object_like(
+                        {
+                            "ServerSideEncryptionByDefault": {
+                                "SSEAlgorithm": "aws:kms",
+                                "KMSMasterKeyID": Match.any_value(),
+                            }
+                        }
+                    )
+                ]
+            }
+        },
+    )
+
+
+def test_distribution_publishes_the_ami_id_to_the_ssm_parameter(
+    pipeline_template: Template,
+) -> None:
+    pipeline_template.has_resource_properties(
+        "AWS::ImageBuilder::DistributionConfiguration",
+        {
+            "Distributions": [
+                Match.object_like(
+                    {
+                        "Region": {"Ref": "AWS::Region"},
+                        "SsmParameterConfigurations": [
+                            {"ParameterName": "/inf3kit/ami/ranker", "DataType": "aws:ec2:image"}
+                        ],
+                        "AmiDistributionConfiguration": Match.object_like(
+                            {"AmiTags": Match.object_like({"inf3kit:aws-neuronx-dkms": "2.25.4.0"})}
+                        ),
+                    }
+                )
+            ]
+        },
+    )
+
+
+def test_pipeline_runs_image_tests_on_a_weekly_schedule(pipeline_template: Template) -> None:
+    tests = {"ImageTestsEnabled": True, "TimeoutMinutes": 60}
+    pipeline_template.has_resource_properties(
+        "AWS::ImageBuilder::ImagePipeline",
+        {
+            "ImageTestsConfiguration": tests,
+            "Schedule": {
+                "ScheduleExpression": "cron(0 4 ? * mon *)",
+                "PipelineExecutionStartCondition": "EXPRESSION_MATCH_ONLY",
+            },
+            "Status": "ENABLED",
+        },
+    )
+    pipeline_template.has_resource_properties(
+        "AWS::ImageBuilder::Image", {"ImageTestsConfiguration": tests}
+    )
+
+
+def test_launch_template_reads_the_parameter_at_launch_after_the_first_build(
+    pipeline_template: Template,
+) -> None:
+    pipeline_template.has_resource_properties(
+        "AWS::EC2::LaunchTemplate",
+        {"LaunchTemplateData": Match.object_like({"ImageId": "resolve:ssm:/inf3kit/ami/ranker"})},
+    )
+    (lt,) = pipeline_template.find_resources("AWS::EC2::LaunchTemplate").values()
+    (image_id,) = pipeline_template.find_resources("AWS::ImageBuilder::Image")
+    assert image_id in lt["DependsOn"]
+
+
+def test_manual_pipeline_without_vpc_builds_in_the_default_vpc() -> None:
+    stack = cdk.Stack(cdk.App(), "Manual")
+    pipeline = NeuronAmiPipeline(stack, "Pipeline", schedule=None, build_at_deploy=False)
+    template = Template.from_stack(stack)
+    template.has_resource_properties(
+        "AWS::ImageBuilder::ImagePipeline", {"Schedule": Match.absent()}
+    )
+    template.has_resource_properties(
+        "AWS::ImageBuilder::InfrastructureConfiguration",
+        {"SubnetId": Match.absent(), "SecurityGroupIds": Match.absent()},
+    )
+    template.resource_count_is("AWS::ImageBuilder::Image", 0)
+    assert pipeline.image is None
+    assert pipeline.parameter_name.startswith("/inf3kit/ami/Manual-Pipeline-")
+
+
+def test_component_version_changes_with_the_pins() -> None:
+    def version(**props: object) -> str:
+        stack = cdk.Stack(cdk.App(), "V")
+        return NeuronAmiPipeline(stack, "P", **props).build_component.version  # type: ignore[arg-type]
+
+    assert version() == version()
+    assert version() != version(neuron_packages={**PINS, "aws-neuronx-tools": "2.27.34.0"})
+
+
+def test_fails_when_every_prop_is_wrong_at_once() -> None:
+    stack = cdk.Stack(cdk.App(), "Bad")
+    with pytest.raises(ValueError) as info:
+        NeuronAmiPipeline(
+            stack,
+            "Pipeline",
+            instance_types=["inf1.xlarge"],
+            build_instance_type="g5.xlarge",
+            parent_image="ubuntu",
+            parameter_name="/aws/mine",
+            schedule="weekly",
+            test_timeout_minutes=5,
+        )
+    assert str(info.value).split("; ") == [
+        "NeuronAmiPipeline Pipeline: build_instance_type: instance type 'g5.xlarge' has no "
+        "Neuron accelerator (nvidia-a10g). Fix: build on an EC2 Neuron type such as "
+        "'inf2.xlarge' (the image tests need a Neuron device)",
+        "inf1 needs Neuron 1.x (Neuron 1.x (torch-neuron)",
+        "Neuron 2.x does not target Inferentia1), but neuron_sdk is '2.27.1'. Fix: boot inf1 "
+        "from its DLAMI (NeuronAmi) instead of a baked image, or drop it",
+        "parent_image 'ubuntu' is not an AMI id, an Image Builder image ARN or an SSM "
+        "parameter. Fix: e.g. 'ami-0123456789abcdef0' or "
+        "'ssm:/aws/service/neuron/dlami/base/ubuntu-24.04/latest/image_id'",
+        "parameter_name '/aws/mine' must be an SSM parameter path of letters, digits and _.-/ "
+        "starting with '/' (not /aws or /ssm). Fix: e.g. '/inf3kit/ami/ranker'",
+        "schedule 'weekly' is not an Image Builder cron expression. Fix: e.g. "
+        "'cron(0 4 ? * mon *)' (minutes hours day month weekday year), or None to build only "
+        "when started",
+        "test_timeout_minutes 5 must be 60..1440 (Image Builder's limits). Fix: e.g. 60",
+    ]
+
+
+def test_fails_when_the_neuron_release_is_unknown() -> None:
+    stack = cdk.Stack(cdk.App(), "Sdk")
+    with pytest.raises(ValueError) as info:
+        NeuronAmiPipeline(stack, "Pipeline", neuron_sdk="2.30.0")
+    assert str(info.value) == (
+        "NeuronAmiPipeline Pipeline: neuron_sdk '2.30.0' has no known package versions (known: "
+        "2.27.1). Fix: pass neuron_packages= with the versions from that release's 'Release "
+        "Content' page, or use a known release"
+    )
+
+
+def test_fails_when_the_pinned_release_is_too_old_for_inf3() -> None:
+    stack = cdk.Stack(cdk.App(), "Old")
+    with pytest.raises(ValueError) as info:
+        NeuronAmiPipeline(
+            stack,
+            "Pipeline",
+            instance_types=["inf3.xlarge"],
+            neuron_sdk="2.21.0",
+            neuron_packages={"aws-neuronx-dkms": "2.19.64.0", "neuron-tools": "1"},
+            runtime_wheel_key="wheels/inf3kit.whl",
+        )
+    assert str(info.value) == (
+        "NeuronAmiPipeline Pipeline: neuron_sdk '2.21.0' does not support inf3 (it needs at "
+        "least 2.27.0). Fix: pin a release >= 2.27.0, or drop inf3; "
+        "neuron_packages 'neuron-tools' are not Neuron apt packages. Fix: pin aws-neuronx-* "
+        "packages only (e.g. 'aws-neuronx-dkms'); runtime_wheel_bucket and runtime_wheel_key go "
+        "together. Fix: give both, or neither to install the runtime from PyPI"
+    )
+
+
+def test_wheel_from_s3_is_downloaded_and_readable_by_the_build_role() -> None:
+    stack = cdk.Stack(cdk.App(), "Wheel")
+    wheels = s3.Bucket(stack, "Wheels")
+    pipeline = NeuronAmiPipeline(
+        stack,
+        "Pipeline",
+        runtime_wheel_bucket=wheels,
+        runtime_wheel_key="w/inf3kit-1.0-py3-none-any.whl",
+    )
+    template = Template.from_stack(stack)
+    data = json.dumps(
+        template.to_json()["Resources"][stack.get_logical_id(pipeline.build_component)]
+    )
+    assert "action: S3Download" in data
+    assert "/opt/inf3kit/wheels/inf3kit-1.0-py3-none-any.whl[serve]" in data
+    assert "'inf3kit[serve]" not in data
+    template.has_resource_properties(
+        "AWS::IAM::Policy",
+        {
+            "PolicyDocument": {
+                "Statement": Match.array_with(
+                    [
+                        Match.object_like(
+                            {
+                                "Action": Match.array_with(["s3:GetObject*"]),
+                                "Resource": Match.array_with(
+                                    [
+                                        {
+                                            "Fn::Join": [
+                                                "",
+                                                [
+                                                    {"Fn::GetAtt": [Match.any_value(), "Arn"]},
+                                                    "/w/inf3kit-1.0-py3-none-any.whl",
+                                                ],
+                                            ]
+                                        }
+                                    ]
+                                ),
+                            }
+                        )
+                    ]
+                )
+            }
+        },
+    )

@@ -155,7 +155,7 @@ def test_key_lets_ec2_use_it_for_group_volumes_in_this_account_only(
                     [
                         Match.object_like(
                             {
-                                "Sid": "EbsVolumesThroughEc2",
+                                "Sid": "EbsThroughEc2InThisAccount",
                                 "Principal": {"AWS": "*"},
                                 "Action": Match.array_with(["kms:Decrypt", "kms:CreateGrant"]),
                                 "Condition": {

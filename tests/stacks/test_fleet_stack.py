@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from aws_cdk.assertions import Match, Template
 
 from inf3kit.spec import SpecError, parse_spec
 from inf3kit.stacks import SynthResult
@@ -19,6 +20,7 @@ def _template(result: SynthResult, stack: str) -> dict:
     [
         ("fleet-fallback", "ranker-fleet"),
         ("fleet-warm-pool", "embedder"),
+        ("fleet-baked-ami", "summarizer"),
         ("multi-env", "ranker-prod"),
     ],
 )
@@ -59,4 +61,90 @@ def test_fails_when_public_load_balancer_has_no_certificate() -> None:
     assert [str(p) for p in info.value.problems] == [
         "fleet.load_balancer (line 5): public: true without certificate_arn would serve plain "
         "HTTP to the internet. Fix: add `certificate_arn: arn:aws:acm:...`, or set `public: false`"
+    ]
+
+
+def test_baked_ami_example_builds_a_pipeline_the_fleet_reads(
+    synthesized: dict[str, SynthResult],
+) -> None:
+    template = Template.from_json(_template(synthesized["fleet-baked-ami"], "summarizer"))
+    (parameter,) = [
+        c["ParameterName"]
+        for d in template.find_resources("AWS::ImageBuilder::DistributionConfiguration").values()
+        for c in d["Properties"]["Distributions"][0]["SsmParameterConfigurations"]
+    ]
+    assert parameter.startswith("/inf3kit/ami/summarizer-AmiPipeline-")
+    template.has_resource_properties(
+        "AWS::EC2::LaunchTemplate",
+        {"LaunchTemplateData": Match.object_like({"ImageId": f"resolve:ssm:{parameter}"})},
+    )
+    (image,) = template.find_resources("AWS::ImageBuilder::Image")
+    (lt,) = template.find_resources("AWS::EC2::LaunchTemplate").values()
+    assert image in lt["DependsOn"]
+    template.has_resource_properties(
+        "AWS::ImageBuilder::ImagePipeline",
+        {
+            "ImageTestsConfiguration": {"ImageTestsEnabled": True, "TimeoutMinutes": 60},
+            "Schedule": Match.object_like({"ScheduleExpression": "cron(0 4 ? * mon *)"}),
+        },
+    )
+    # The stack's artifact key encrypts the image and its bucket keeps the build logs.
+    template.has_resource_properties(
+        "AWS::ImageBuilder::InfrastructureConfiguration",
+        {
+            "InstanceTypes": ["inf2.xlarge"],
+            "InstanceMetadataOptions": {"HttpTokens": "required", "HttpPutResponseHopLimit": 1},
+            "Logging": {
+                "S3Logs": {
+                    "S3BucketName": {"Ref": Match.string_like_regexp("^Artifacts")},
+                    "S3KeyPrefix": "image-builder",
+                }
+            },
+            "SubnetId": {"Ref": Match.string_like_regexp("^NetworkprivateSubnet1")},
+        },
+    )
+    template.has_resource_properties(
+        "AWS::ImageBuilder::ImageRecipe",
+        {
+            "BlockDeviceMappings": [
+                Match.object_like(
+                    {
+                        "Ebs": Match.object_like(
+                            {
+                                "Encrypted": True,
+                                "KmsKeyId": {
+                                    "Fn::GetAtt": [Match.string_like_regexp("^ArtifactsKey"), "Arn"]
+                                },
+                            }
+                        )
+                    }
+                )
+            ]
+        },
+    )
+
+
+def test_pipeline_options_reach_the_pipeline() -> None:
+    spec = parse_spec(
+        "name: svc\nmodel: {bundle: s3://bucket/m.tar.gz}\n"
+        "fleet:\n  instance_types: [inf2.xlarge]\n"
+        "  ami: {source: pipeline, neuron_sdk: '2.27.1', schedule: manual}\n"
+    )
+    fleet = spec.spec.fleet
+    assert fleet is not None
+    assert fleet.ami.neuron_sdk == "2.27.1" and fleet.ami.schedule == "manual"
+
+
+def test_fails_when_pipeline_options_are_given_without_the_pipeline() -> None:
+    text = (
+        "name: svc\nmodel: {bundle: s3://bucket/m.tar.gz}\n"
+        "fleet:\n  instance_types: [inf2.xlarge]\n"
+        "  ami: {source: dlami, neuron_sdk: '2.27.1', schedule: manual}\n"
+    )
+    with pytest.raises(SpecError) as info:
+        parse_spec(text)
+    assert [str(p) for p in info.value.problems] == [
+        "fleet.ami (line 5): `neuron_sdk` and `schedule` are only read with source 'pipeline', "
+        "but source is 'dlami'. Fix: set `source: pipeline`, or remove `neuron_sdk` and "
+        "`schedule`"
     ]
