@@ -153,8 +153,18 @@ def deploy(
     output: OutOption = Path("cdk.out"),
 ) -> None:
     """Deploy a spec's stacks with the CDK CLI: to the local AWS emulator, or to your AWS."""
-    _load(spec)
+    loaded = _load(spec)
     from inf3kit import deploy as dep
+
+    if local and loaded.spec.delivery is not None:
+        err.print(
+            f"{spec} has a `delivery:` section, so its app is a CodePipeline that deploys from "
+            "Git; the local emulator cannot run pipelines. Fix: deploy the pipeline to AWS "
+            "(docs/gitops.md), or try the service locally from a copy without `delivery:`",
+            highlight=False,
+            markup=False,
+        )
+        raise typer.Exit(1)
 
     if not local:
         _run_cdk_on_aws(["deploy", "--all"], spec, output)

@@ -33,6 +33,7 @@ from inf3kit.constructs.neuron_fleet import (  # noqa: E402
     NO_FALLBACK_WARNING_ID,
     NeuronFleet,
 )
+from inf3kit.constructs.service_monitoring import ServiceMonitoring  # noqa: E402
 
 __all__ = [
     "DEFAULT_NEURON_SDK",
@@ -53,6 +54,7 @@ __all__ = [
     "NeuronFleet",
     "PipelineImage",
     "ScaleDownSchedule",
+    "ServiceMonitoring",
     "ServiceNetwork",
     "acknowledge",
     "check_instance_type",

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import re
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from inf3kit.spec.base import StrictModel
+from inf3kit.spec.delivery import DeliverySpec, check_delivery
 from inf3kit.spec.endpoint import EndpointSpec
 from inf3kit.spec.fleet import FleetSpec
+from inf3kit.spec.monitoring import MonitoringSpec
 
 _S3_URI = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/(?P<key>.+)$")
 
@@ -71,8 +73,10 @@ class Spec(StrictModel):
     endpoint: EndpointSpec | None = None
     fleet: FleetSpec | None = None
     network: NetworkSpec = NetworkSpec()
+    monitoring: MonitoringSpec = MonitoringSpec()
     tags: dict[str, str] = Field(default_factory=dict, max_length=40)
     environments: dict[str, EnvironmentSpec] = Field(default_factory=dict)
+    delivery: DeliverySpec | None = None  # after environments and endpoint: its checks read them
 
     @field_validator("environments")
     @classmethod
@@ -84,6 +88,11 @@ class Spec(StrictModel):
                 "Fix: use lowercase letters, digits and '-', starting with a letter"
             )
         return value
+
+    @field_validator("delivery")
+    @classmethod
+    def _delivery(cls, value: DeliverySpec | None, info: ValidationInfo) -> DeliverySpec | None:
+        return value if value is None else check_delivery(value, info.data)
 
     @field_validator("tags")
     @classmethod

@@ -11,6 +11,7 @@ from aws_cdk import cx_api
 from cdk_nag import AwsSolutionsChecks
 
 from inf3kit.spec import LoadedSpec, load_spec
+from inf3kit.stacks.delivery import DeliveryStack, pipeline_environment
 from inf3kit.stacks.gates import GateResult, run_gates
 from inf3kit.stacks.service import ServiceStack
 
@@ -32,8 +33,15 @@ def build_app(spec_path: str | Path | None = None, *, outdir: str | Path | None 
 
 
 def add_service(app: cdk.App, loaded: LoadedSpec) -> list[ServiceStack]:
-    """One ServiceStack per environment; a single environment-agnostic stack when none."""
+    """One ServiceStack per environment; a single environment-agnostic stack when none.
+
+    With `delivery:`, the app holds the pipeline stack instead, whose stages hold the stacks.
+    """
     spec = loaded.spec
+    if spec.delivery is not None:
+        env = pipeline_environment(loaded)
+        pipeline = DeliveryStack(app, f"{spec.name}-pipeline", loaded=loaded, env=env)
+        return [stage.service for stage in pipeline.stages.values()]
     if not spec.environments:
         return [ServiceStack(app, spec.name, loaded=loaded, env=_default_env())]
     return [
@@ -77,7 +85,7 @@ def synth(spec_path: str | Path, outdir: str | Path, *, checkov: bool = True) ->
             raise
     assembly = cx_api.CloudAssembly(str(outdir))
     stacks, warnings = {}, []
-    for stack in assembly.stacks:
+    for stack in assembly.stacks_recursively:  # stacks of pipeline stages are nested
         counts: dict[str, int] = {}
         for resource in stack.template.get("Resources", {}).values():
             counts[resource["Type"]] = counts.get(resource["Type"], 0) + 1

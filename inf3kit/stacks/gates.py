@@ -43,7 +43,11 @@ class GateResult:
 
 
 def templates(assembly_dir: Path) -> list[Path]:
-    return sorted(assembly_dir.glob("*.template.json"))
+    """The templates of the assembly and of its nested stage assemblies (`assembly-*/`)."""
+    found = sorted(assembly_dir.glob("*.template.json"))
+    for nested in sorted(assembly_dir.glob("assembly-*/")):
+        found += templates(nested)
+    return found
 
 
 def nag_gate(assembly_dir: Path) -> GateResult:

@@ -10,6 +10,7 @@ from inf3kit.constructs import ModelArtifacts, ModelBundle, ServiceNetwork
 from inf3kit.spec import LoadedSpec
 from inf3kit.stacks.endpoint import add_endpoint
 from inf3kit.stacks.fleet import add_fleet
+from inf3kit.stacks.monitoring import add_monitoring
 
 
 class ServiceStack(Stack):
@@ -22,12 +23,16 @@ class ServiceStack(Stack):
         *,
         loaded: LoadedSpec,
         env: Environment | None = None,
+        stack_name: str | None = None,
     ) -> None:
+        """:param stack_name: the CloudFormation name. Default: the construct id, prefixed by
+        the enclosing Stage's name inside a pipeline (which is why pipelines pass one)."""
         spec = loaded.spec
         super().__init__(
             scope,
             id,
             env=env,
+            stack_name=stack_name,
             description=spec.description or f"inf3kit service {spec.name}",
         )
         self.loaded = loaded
@@ -55,7 +60,6 @@ class ServiceStack(Stack):
         CfnOutput(self, "ArtifactBucketName", value=self.artifacts.bucket.bucket_name)
         CfnOutput(self, "ModelDataUrl", value=self.bundle.s3_url)
 
-        if spec.endpoint is not None:
-            add_endpoint(self, spec.endpoint)
-        if spec.fleet is not None:
-            add_fleet(self, spec.fleet)
+        endpoint = add_endpoint(self, spec.endpoint) if spec.endpoint is not None else None
+        fleet = add_fleet(self, spec.fleet) if spec.fleet is not None else None
+        self.monitoring = add_monitoring(self, spec.monitoring, endpoint, fleet)

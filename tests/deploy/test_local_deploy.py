@@ -162,3 +162,14 @@ def test_local_deploy_never_touches_the_users_aws_files(deployed: tuple[LocalAws
     aws, _ = deployed
     env = aws.env()
     assert json.dumps(env).count(str(Path.home() / ".aws")) == 0
+
+
+def test_fails_when_a_delivery_spec_is_deployed_locally() -> None:
+    spec = DEMO.parent / "gitops.yaml"
+    result = runner.invoke(app, ["deploy", str(spec), "--local"])
+    assert result.exit_code == 1
+    assert (
+        f"{spec} has a `delivery:` section, so its app is a CodePipeline that deploys from Git; "
+        "the local emulator cannot run pipelines."
+    ) in " ".join(result.output.split())
+    assert running() is None

@@ -40,12 +40,12 @@ def test_every_acknowledgement_carries_a_specific_reason(
 ) -> None:
     reasons = []
     for result in synthesized.values():
-        for path in result.assembly_dir.glob("*.metadata.json"):
+        for path in result.assembly_dir.glob("**/*.metadata.json"):
             for entries in json.loads(path.read_text()).values():
                 for entry in entries:
                     if entry["type"] == "aws:cdk:acknowledged-rules":
                         reasons += list(entry["data"].values())
-        for path in result.assembly_dir.glob("*.template.json"):
+        for path in result.assembly_dir.glob("**/*.template.json"):
             for resource in json.loads(path.read_text())["Resources"].values():
                 for skip in resource.get("Metadata", {}).get("checkov", {}).get("skip", []):
                     reasons.append(skip["comment"])
