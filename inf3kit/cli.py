@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from botocore.exceptions import BotoCoreError, ClientError
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -143,6 +144,9 @@ LocalFlag = Annotated[
 ]
 PortOption = Annotated[int | None, typer.Option(help="emulator port (default: reuse or pick)")]
 OutOption = Annotated[Path, typer.Option("-o", "--output", help="cloud assembly dir")]
+YesOption = Annotated[
+    bool, typer.Option("--yes", help="on AWS: do not ask before IAM changes or deletions")
+]
 
 
 @app.command()
@@ -151,6 +155,7 @@ def deploy(
     local: LocalFlag = False,
     port: PortOption = None,
     output: OutOption = Path("cdk.out"),
+    yes: YesOption = False,
 ) -> None:
     """Deploy a spec's stacks with the CDK CLI: to the local AWS emulator, or to your AWS."""
     loaded = _load(spec)
@@ -167,13 +172,14 @@ def deploy(
         raise typer.Exit(1)
 
     if not local:
-        _run_cdk_on_aws(["deploy", "--all"], spec, output)
+        approval = ["--require-approval", "never"] if yes else []
+        _run_cdk_on_aws(["deploy", "--all", *approval], spec, output)
         return
     try:
         aws, started = dep.start(port)
         console.print(f"local AWS API on {aws.endpoint} ({'started' if started else 'reused'})")
         reports = dep.deploy(aws, spec, output, on_line=_cdk_progress)
-    except (dep.LocalAwsError, dep.CdkCliError) as exc:
+    except (dep.LocalAwsError, dep.CdkCliError, BotoCoreError, ClientError) as exc:
         running = dep.running()
         if running is not None:
             dep.stop(running)
@@ -192,13 +198,14 @@ def destroy(
     spec: SpecArg,
     local: LocalFlag = False,
     output: OutOption = Path("cdk.out"),
+    yes: YesOption = False,
 ) -> None:
     """Destroy a spec's stacks; with --local, also stop the local AWS emulator."""
     _load(spec)
     from inf3kit import deploy as dep
 
     if not local:
-        _run_cdk_on_aws(["destroy", "--all"], spec, output)
+        _run_cdk_on_aws(["destroy", "--all", *(["--force"] if yes else [])], spec, output)
         return
     aws = dep.running()
     if aws is None:
@@ -225,7 +232,7 @@ def _run_cdk_on_aws(args: list[str], spec: Path, output: Path) -> None:
     from inf3kit.deploy import CdkCliError, cdk_cli
 
     try:
-        cdk_cli.run(args, spec=spec, env={}, outdir=output, on_line=print, keep_aws_env=True)
+        cdk_cli.run(args, spec=spec, env={}, outdir=output, keep_aws_env=True, interactive=True)
     except CdkCliError as exc:
         _error(f"cdk {args[0]} failed", exc)
         raise typer.Exit(1) from None
@@ -301,7 +308,14 @@ def demo(
             answer = flow.invoke(base, features)
             console.print(f"POST {base}/invocations -> {json.dumps(answer)}", highlight=False)
         dep.destroy(aws, spec, output, on_line=_cdk_progress)
-    except (dep.LocalAwsError, dep.CdkCliError, flow.DemoError, KeyError) as exc:
+    except (
+        dep.LocalAwsError,
+        dep.CdkCliError,
+        flow.DemoError,
+        KeyError,
+        BotoCoreError,
+        ClientError,
+    ) as exc:
         _error("demo failed", exc)
         raise typer.Exit(1) from None
     finally:

@@ -78,11 +78,13 @@ def run(
     on_line: Callable[[str], None] | None = None,
     keep_aws_env: bool = False,
     cwd: Path | None = None,
+    interactive: bool = False,
 ) -> str:
     """Run `cdk ARGS` on the app for `spec` (or on an already synthesized `assembly`).
 
     `cwd` is where the CLI keeps its context cache (cdk.context.json): a local deploy keeps
-    the emulator's lookups in its state folder, out of the user's project.
+    the emulator's lookups in its state folder, out of the user's project. `interactive` hands
+    the CLI the terminal, so it can ask before IAM changes (deploy) or deletions (destroy).
     Returns the CLI's output; raises CdkCliError with its last lines when it fails.
     """
     app = str(assembly.resolve()) if assembly else f"{sys.executable} -m inf3kit.stacks"
@@ -99,6 +101,16 @@ def run(
         "--no-version-reporting",
         "--ci",
     ]
+    if interactive:
+        code = subprocess.run(
+            [c for c in command if c != "--ci"],
+            env=cli_env(env, keep_aws_env=keep_aws_env),
+            cwd=cwd,
+            check=False,
+        ).returncode
+        if code != 0:
+            raise CdkCliError(f"`cdk {args[0]}` failed (exit {code}); its output is above")
+        return ""
     proc = subprocess.Popen(
         command,
         env=cli_env(env, keep_aws_env=keep_aws_env),

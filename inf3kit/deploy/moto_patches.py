@@ -24,6 +24,10 @@ what inf3kit deploys to AWS.
    (`/aws/service/neuron/dlami/...`) that fleets read their AMI from, so a fleet template
    cannot resolve its image. The catalog's DLAMI parameters are served, each naming an AMI
    moto already has; no instance boots in the emulator, so which image it is does not matter.
+7. moto's ELBv2 answers `Fn::GetAtt` for a load balancer's DNS name only: `LoadBalancerFullName`
+   and `SecurityGroups` raise, and a target group answers nothing, so any alarm or dashboard on
+   them (CloudWatch dimensions use the full names) breaks the stack's outputs. The attributes
+   are derived from the ARNs, as AWS does.
 """
 
 from __future__ import annotations
@@ -145,6 +149,44 @@ def serve_neuron_dlami_parameters() -> None:
     ParameterDict._check_loading_status = check_loading_status  # type: ignore[method-assign]
 
 
+def elbv2_attributes() -> None:
+    from moto.elbv2.models import FakeLoadBalancer, FakeTargetGroup
+
+    def full_name(arn: str, marker: str) -> str:
+        return arn.split(marker, 1)[1]
+
+    original: Any = FakeLoadBalancer.get_cfn_attribute
+
+    def balancer_attribute(self: Any, name: str) -> Any:
+        if name == "LoadBalancerFullName":
+            return full_name(self.arn, ":loadbalancer/")
+        if name == "SecurityGroups":
+            return self.security_groups
+        return original(self, name)
+
+    def group_attribute(self: Any, name: str) -> Any:
+        from moto.cloudformation.exceptions import UnformattedGetAttTemplateException
+
+        attributes = {
+            "TargetGroupFullName": lambda: "targetgroup/" + full_name(self.arn, ":targetgroup/"),
+            "TargetGroupName": lambda: self.name,
+            "TargetGroupArn": lambda: self.arn,
+            "LoadBalancerArns": lambda: list(self.load_balancer_arns),
+        }
+        if name not in attributes:
+            raise UnformattedGetAttTemplateException()
+        return attributes[name]()
+
+    FakeLoadBalancer.get_cfn_attribute = balancer_attribute  # type: ignore[method-assign,assignment]
+    group: Any = FakeTargetGroup
+    group.get_cfn_attribute = group_attribute
+    group.has_cfn_attr = classmethod(
+        lambda cls, attr: (
+            attr in ("TargetGroupFullName", "TargetGroupName", "TargetGroupArn", "LoadBalancerArns")
+        )
+    )
+
+
 def apply_all() -> None:
     accept_catalog_neuron_types()
     kms_keys_from_cloudformation()
@@ -152,3 +194,4 @@ def apply_all() -> None:
     outputs_after_change_sets()
     route_tables_deletable()
     serve_neuron_dlami_parameters()
+    elbv2_attributes()

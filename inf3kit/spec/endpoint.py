@@ -11,7 +11,7 @@ from inf3kit.spec.base import StrictModel, check_neuron_type
 
 class EndpointInstances(StrictModel):
     min: int = Field(1, ge=1, le=100)
-    max: int = Field(1, ge=1, le=100)
+    max: int = Field(2, ge=1, le=100)
     initial: int | None = Field(None, ge=1, le=100)
 
     @model_validator(mode="after")
@@ -53,6 +53,9 @@ class Rollout(StrictModel):
     linear_step_percent: int = Field(20, ge=10, le=50)
     rolling_batch_percent: int = Field(25, ge=5, le=50)
     bake_minutes: int = Field(10, ge=0, le=60)
+    latency_alarm_ms: int | None = Field(None, ge=1, le=600_000)
+    """p99 ModelLatency that rolls a deployment back. None: the construct's 1 s. Keep it below
+    `serving.request_timeout_ms`: at that deadline the runtime answers 504 instead."""
 
 
 class DataCapture(StrictModel):

@@ -42,8 +42,10 @@ class ModelSpec(StrictModel):
 
 
 class ServingSpec(StrictModel):
-    max_batch_size: int = Field(8, ge=1, le=256)
-    max_delay_ms: float = Field(2, ge=0, le=1000)
+    max_batch_size: int | None = Field(None, ge=1, le=256)
+    """Cap on the dynamic batch: the runtime loads the largest variant compiled at <= this.
+    None: the bundle's largest compiled batch size."""
+    max_delay_ms: int = Field(2, ge=0, le=1000)
     max_queue_size: int = Field(256, ge=1, le=100_000)
     request_timeout_ms: int = Field(5000, ge=10, le=600_000)
     max_request_bytes: int = Field(6 * 1024 * 1024, ge=1024, le=100 * 1024 * 1024)

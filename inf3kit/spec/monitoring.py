@@ -19,7 +19,8 @@ class MonitoringSpec(StrictModel):
     alarm_email: str | None = None
     """Subscribe this address to the alarm topic. None: subscribe your pager to the topic."""
     latency_p99_ms: int | None = Field(None, ge=1, le=600_000)
-    """p99 latency alarm threshold. None: `serving.request_timeout_ms`."""
+    """p99 latency alarm threshold. None: the construct's 1 s, below the request deadline (at
+    the deadline the runtime answers 504, so a threshold there could never be crossed)."""
     error_rate_percent: float = 1
     """5xx share of requests that raises an alarm."""
     unhealthy_hosts_minutes: int | None = Field(None, ge=1, le=1440)

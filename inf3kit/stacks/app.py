@@ -11,11 +11,10 @@ from aws_cdk import cx_api
 from cdk_nag import AwsSolutionsChecks
 
 from inf3kit.spec import LoadedSpec, load_spec
-from inf3kit.stacks.delivery import DeliveryStack, pipeline_environment
+from inf3kit.stacks.delivery import SPEC_CONTEXT_KEY, DeliveryStack, pipeline_environment
 from inf3kit.stacks.gates import GateResult, run_gates
 from inf3kit.stacks.service import ServiceStack
 
-SPEC_CONTEXT_KEY = "inf3kit:spec"
 DEFAULT_SPEC = "examples/demo.yaml"
 
 

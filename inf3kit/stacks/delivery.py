@@ -34,7 +34,8 @@ from inf3kit.stacks.service import ServiceStack
 # The CDK CLI the synth step runs when inf3kit comes from PyPI (the repo pins its own in
 # package.json). Kept in step with package.json by tests/stacks/test_delivery.py.
 CDK_CLI_VERSION = "2.1148.1"
-SPEC_CONTEXT_KEY = "inf3kit:spec"  # same key as inf3kit.stacks.app, which imports this module
+SPEC_CONTEXT_KEY = "inf3kit:spec"
+"""The CDK context key naming the spec file (cdk.json, `cdk synth -c inf3kit:spec=...`)."""
 
 
 def pipeline_environment(loaded: LoadedSpec) -> Environment:

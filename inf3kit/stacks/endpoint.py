@@ -7,7 +7,12 @@ from typing import TYPE_CHECKING
 from aws_cdk import CfnOutput, Duration
 
 from inf3kit.constructs.endpoint_image import EndpointImage
-from inf3kit.constructs.neuron_endpoint import EndpointRollout, NeuronEndpoint, ScaleDownSchedule
+from inf3kit.constructs.neuron_endpoint import (
+    DEFAULT_LATENCY_THRESHOLD,
+    EndpointRollout,
+    NeuronEndpoint,
+    ScaleDownSchedule,
+)
 from inf3kit.spec import EndpointSpec
 
 if TYPE_CHECKING:
@@ -27,7 +32,7 @@ def add_endpoint(stack: ServiceStack, endpoint: EndpointSpec) -> NeuronEndpoint:
         image=_image(endpoint.image),
         endpoint_name=stack.stack_name,
         max_batch_size=serving.max_batch_size,
-        max_delay=Duration.millis(serving.max_delay_ms),
+        max_delay=Duration.millis(serving.max_delay_ms),  # whole ms: the spec takes an int
         max_queue_size=serving.max_queue_size,
         request_timeout=Duration.millis(serving.request_timeout_ms),
         max_request_bytes=serving.max_request_bytes,
@@ -54,7 +59,9 @@ def add_endpoint(stack: ServiceStack, endpoint: EndpointSpec) -> NeuronEndpoint:
             rolling_batch_percent=rollout.rolling_batch_percent,
             bake_time=Duration.minutes(rollout.bake_minutes),
         ),
-        latency_threshold=Duration.millis(serving.request_timeout_ms),
+        latency_threshold=DEFAULT_LATENCY_THRESHOLD
+        if rollout.latency_alarm_ms is None
+        else Duration.millis(rollout.latency_alarm_ms),
         data_capture_bucket=stack.artifacts.bucket if endpoint.data_capture else None,
         data_capture_percent=endpoint.data_capture.sampling_percent
         if endpoint.data_capture

@@ -26,13 +26,12 @@ def add_monitoring(
 ) -> ServiceMonitoring | None:
     """The dashboard and alarms of the service, and the dashboard name as an output.
 
-    The latency alarm defaults to the request deadline (`serving.request_timeout_ms`), the same
-    threshold the endpoint's rollback alarm uses, so the page and the rollback agree.
+    The latency alarm keeps the construct's default (1 s) unless the spec sets one: a
+    threshold at the request deadline could never fire, since the runtime answers 504 there.
     """
     if endpoint is None and fleet is None:
         return None
     spec = stack.loaded.spec
-    latency_ms = monitoring.latency_p99_ms or spec.serving.request_timeout_ms
     unhealthy = monitoring.unhealthy_hosts_minutes or (
         spec.fleet.startup_minutes + UNHEALTHY_MARGIN_MINUTES if spec.fleet is not None else None
     )
@@ -42,7 +41,9 @@ def add_monitoring(
         endpoint=endpoint,
         fleet=fleet,
         alarm_email=monitoring.alarm_email,
-        latency_p99_threshold=Duration.millis(latency_ms),
+        latency_p99_threshold=None
+        if monitoring.latency_p99_ms is None
+        else Duration.millis(monitoring.latency_p99_ms),
         error_rate_percent=monitoring.error_rate_percent,
         unhealthy_hosts_grace=None if unhealthy is None else Duration.minutes(unhealthy),
         dashboard=monitoring.dashboard,

@@ -27,7 +27,7 @@ endpoint:
     schedule:
       scale_down_cron: 'cron(0 20 ? * MON-FRI *)'
       scale_up_cron: 'cron(0 6 ? * MON-FRI *)'
-  rollout: {{strategy: canary, canary_percent: 20, bake_minutes: 5}}
+  rollout: {{strategy: canary, canary_percent: 20, bake_minutes: 5, latency_alarm_ms: 1500}}
   data_capture: {{sampling_percent: 5}}
 network: {{vpc: new}}
 """
@@ -145,7 +145,7 @@ def test_spec_settings_reach_the_endpoint(inf2_and_inf3) -> None:
         },
     )
     template.has_resource_properties(
-        "AWS::CloudWatch::Alarm", {"MetricName": "ModelLatency", "Threshold": 2_000_000}
+        "AWS::CloudWatch::Alarm", {"MetricName": "ModelLatency", "Threshold": 1_500_000}
     )
     template.has_output(
         "EndpointName",
