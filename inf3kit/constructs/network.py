@@ -12,6 +12,11 @@ class ServiceNetwork(Construct):
 
     Flow logs go to the given log bucket; S3 traffic (bundle downloads, which can be many GB)
     takes a gateway endpoint instead of the NAT gateway, which is both cheaper and faster.
+
+    The VPC's default security group keeps its default rules unless
+    `restrict_default_security_group` is set: CDK removes them with a Lambda-backed custom
+    resource, which the local AWS emulator (no Docker) cannot run, and no inf3kit resource uses
+    the default group (each has its own security group).
     """
 
     def __init__(
@@ -22,6 +27,7 @@ class ServiceNetwork(Construct):
         flow_log_bucket: s3.IBucket,
         max_azs: int = 2,
         nat_gateways: int = 1,
+        restrict_default_security_group: bool = False,
     ) -> None:
         """Create the VPC.
 
@@ -29,6 +35,11 @@ class ServiceNetwork(Construct):
         :param max_azs: zones to spread over. Default: 2.
         :param nat_gateways: egress gateways for package installs. Default: 1 (one per zone
             costs more; set it to `max_azs` for zone-independent egress).
+        :param restrict_default_security_group: remove all rules from the VPC's default security
+            group. Default: False, the default group keeps its default rules (members may talk to
+            each other; all egress), because CDK does this with a Lambda-backed custom resource
+            that the local AWS emulator cannot run. No inf3kit resource is in the default group;
+            turn it on when you deploy only to AWS.
         """
         super().__init__(scope, id)
         if not 1 <= max_azs <= 6:
@@ -38,7 +49,9 @@ class ServiceNetwork(Construct):
             "Resource",
             max_azs=max_azs,
             nat_gateways=nat_gateways,
-            restrict_default_security_group=False,
+            # Off by default: the restriction is a Lambda-backed custom resource, which the local
+            # AWS emulator (no Docker) cannot run. Every inf3kit resource has its own group.
+            restrict_default_security_group=restrict_default_security_group,
             subnet_configuration=[
                 ec2.SubnetConfiguration(
                     name="public", subnet_type=ec2.SubnetType.PUBLIC, cidr_mask=24

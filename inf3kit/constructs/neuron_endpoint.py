@@ -53,7 +53,6 @@ RUNTIME_ENV = {
     "max_queue_size": "INF3KIT_QUEUE_SIZE",
     "request_timeout": "INF3KIT_REQUEST_TIMEOUT_MS",
     "max_request_bytes": "INF3KIT_MAX_BODY_BYTES",
-    "workers": "INF3KIT_WORKERS",
 }
 """Construct prop -> runtime environment variable (DESIGN.md section 5)."""
 
@@ -193,7 +192,6 @@ class NeuronEndpoint(Construct):
         max_queue_size: int | None = None,
         request_timeout: Duration | None = None,
         max_request_bytes: int | None = None,
-        workers: int | None = None,
         key: kms.IKey | None = None,
         vpc: ec2.IVpc | None = None,
         vpc_subnets: ec2.SubnetSelection | None = None,
@@ -231,10 +229,10 @@ class NeuronEndpoint(Construct):
         :param max_batch_size: INF3KIT_MAX_BATCH_SIZE. Default: unset, the runtime uses the
             bundle's compiled batch size. The same holds for the other runtime props below.
         :param max_delay: INF3KIT_MAX_DELAY_MS, how long a batch waits to fill.
-        :param max_queue_size: INF3KIT_QUEUE_SIZE, requests queued before 503s.
+        :param max_queue_size: INF3KIT_QUEUE_SIZE, requests queued before the runtime answers
+            429 (it answers 503 while not ready or draining).
         :param request_timeout: INF3KIT_REQUEST_TIMEOUT_MS, the per-request deadline.
         :param max_request_bytes: INF3KIT_MAX_BODY_BYTES, larger bodies get 413.
-        :param workers: INF3KIT_WORKERS, model replicas (one per NeuronCore slice).
         :param key: encrypts the endpoint's storage volume, captured data and its log group.
             Default: a key is created with yearly rotation (and retained on stack deletion).
         :param vpc: place the model's network interfaces in this VPC. Default: no VPC.
@@ -252,7 +250,9 @@ class NeuronEndpoint(Construct):
         :param scale_down_schedule: Default: none, capacity follows traffic only.
         :param rollout: Default: blue/green canary, 10% of capacity, 10 minutes bake time.
         :param latency_threshold: p99 ModelLatency above this for 3 minutes trips the latency
-            rollback alarm. Default: 1 second.
+            rollback alarm. Default: 1 second. Keep it below `request_timeout`: the runtime
+            answers 504 at that deadline, so latency never exceeds it and an alarm at or above
+            it can never fire.
         :param rollback_alarms: more alarms that roll an update back. Default: none.
         :param data_capture_bucket: capture requests and responses here (under
             `data-capture/`). Default: no data capture.
@@ -296,7 +296,6 @@ class NeuronEndpoint(Construct):
                 "max_batch_size": max_batch_size,
                 "max_queue_size": max_queue_size,
                 "max_request_bytes": max_request_bytes,
-                "workers": workers,
             },
         )
         if problems:
@@ -340,7 +339,6 @@ class NeuronEndpoint(Construct):
                 "max_queue_size": max_queue_size,
                 "request_timeout": _ms(request_timeout),
                 "max_request_bytes": max_request_bytes,
-                "workers": workers,
             }.items()
             if value is not None
         }

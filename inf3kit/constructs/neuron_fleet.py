@@ -52,6 +52,31 @@ def _default_runtime_requirements() -> tuple[str, ...]:
     return (pinned, "torch-neuronx")
 
 
+ROOT_DISKS = r"""$(lsblk -lnspo NAME "$(findmnt -nvo SOURCE /)" | tr '\n' ' ')"""
+"""Shell: the root filesystem's device and the devices under it (partition, disk), one line."""
+
+
+def data_volume_discovery(
+    by_id: str = "/dev/disk/by-id", root: str = ROOT_DISKS, wait_seconds: int = 60
+) -> str:
+    """Shell that sets `dev` to the EBS data volume's device, or to '' if none appears.
+
+    Nitro renames /dev/sdf to an NVMe device in attach order, and trn sizes also carry NVMe
+    instance storage, so the device name says nothing. EBS volumes have
+    `nvme-Amazon_Elastic_Block_Store_*` links in `by_id` (instance storage has
+    `nvme-Amazon_EC2_NVMe_Instance_Storage_*`); the first one that is neither a partition nor
+    a device of the root filesystem (`root`) is the data volume. Waits up to `wait_seconds`
+    for it to attach and never fails under `set -euo pipefail` (no pipeline can SIGPIPE, every
+    test is inside `if`), so a missing volume leaves the install on the root volume.
+    """
+    return (
+        f'root=" {root} "; dev=""; for _ in $(seq {wait_seconds}); do '
+        f"for l in {by_id}/nvme-Amazon_Elastic_Block_Store_*; do "
+        'if [[ -e $l && $l != *-part* ]]; then d=$(readlink -f "$l"); '
+        'if [[ $root != *" $d "* ]]; then dev=$d; break 2; fi; fi; done; sleep 1; done'
+    )
+
+
 @jsii.implements(ec2.IConnectable)
 class NeuronFleet(Construct):
     """EC2 Neuron instances that run `inf3kit serve` on a model bundle, behind an ALB.
@@ -566,15 +591,12 @@ class NeuronFleet(Construct):
         wheel_bucket, wheel_key = wheel
         commands = ["set -euo pipefail", f"mkdir -p {INSTALL_DIR}"]
         if data_volume:
-            commands.append(
-                # The first disk without partitions or filesystem is the data volume (Nitro
-                # renames /dev/sdf to an NVMe device, so the name cannot be used).
-                'dev=$(lsblk -dpno NAME,TYPE,FSTYPE | awk \'$2=="disk" && $3=="" {print $1}\' '
-                "| while read d; do [ -z \"$(lsblk -no PARTTYPE $d | tr -d ' \\n')\" ] && "
-                f'echo $d; done | head -1); if [ -n "$dev" ]; then mkfs.xfs -q "$dev" && '
-                f'mount "$dev" {INSTALL_DIR} && echo "$dev {INSTALL_DIR} xfs defaults,nofail 0 2" '
-                ">> /etc/fstab; fi"
-            )
+            commands += [
+                data_volume_discovery(),
+                f'if [ -n "$dev" ]; then mkfs.xfs -q "$dev"; mount "$dev" {INSTALL_DIR}; '
+                f'echo "UUID=$(blkid -s UUID -o value "$dev") {INSTALL_DIR} xfs '
+                'defaults,nofail 0 2" >> /etc/fstab; fi',
+            ]
         commands.append(f"python3 -m venv {venv}")
         if wheel_bucket is not None and wheel_key is not None:
             wheel_path = f"{INSTALL_DIR}/{wheel_key.rsplit('/', 1)[-1]}"

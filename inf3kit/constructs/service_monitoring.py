@@ -14,7 +14,7 @@ import re
 from typing import Any
 
 import cdk_monitoring_constructs as mc
-from aws_cdk import Duration, Names, RemovalPolicy, Stack, Token
+from aws_cdk import ArnFormat, Duration, Names, RemovalPolicy, Stack, Token
 from aws_cdk import aws_applicationautoscaling as appscaling
 from aws_cdk import aws_autoscaling as autoscaling
 from aws_cdk import aws_cloudwatch as cloudwatch
@@ -89,7 +89,9 @@ class ServiceMonitoring(Construct):
         :param key: encrypts the created topic; CloudWatch is allowed to use it to publish.
             Default: a key is created with yearly rotation. Not used with `alarm_topic`.
         :param latency_p99_threshold: p99 latency (endpoint ModelLatency, fleet target response
-            time) above this in 3 of 5 minutes raises an alarm. Default: 1 second.
+            time) above this in 3 of 5 minutes raises an alarm. Default: 1 second. Keep it below
+            the runtime's request timeout: the runtime answers 504 at that deadline, so p99
+            latency never exceeds it and an alarm at or above it can never fire.
         :param error_rate_percent: 5xx answers above this share of requests in 3 of 5 minutes
             raise an alarm. Default: 1 percent.
         :param unhealthy_hosts_grace: any fleet target failing its readiness check for this
@@ -407,15 +409,29 @@ class ServiceMonitoring(Construct):
             human_readable_name="EC2 fleet Auto Scaling group",
         )
 
-    @staticmethod
-    def _allow_cloudwatch(key: kms.IKey) -> None:
-        """CloudWatch alarms publish to an encrypted topic only if they may use its key."""
+    def _allow_cloudwatch(self, key: kms.IKey) -> None:
+        """CloudWatch alarms publish to an encrypted topic only if they may use its key.
+
+        Only for alarms of this account and region (confused-deputy conditions).
+        """
+        stack = Stack.of(self)
         key.add_to_resource_policy(
             iam.PolicyStatement(
                 sid="AllowCloudWatchAlarmsToPublish",
                 principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
                 actions=["kms:Decrypt", "kms:GenerateDataKey*"],
                 resources=["*"],
+                conditions={
+                    "StringEquals": {"aws:SourceAccount": stack.account},
+                    "ArnLike": {
+                        "aws:SourceArn": stack.format_arn(
+                            service="cloudwatch",
+                            resource="alarm",
+                            resource_name="*",
+                            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                        )
+                    },
+                },
             )
         )
 

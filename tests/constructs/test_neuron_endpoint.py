@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import re
 from typing import Any
@@ -605,6 +606,36 @@ def test_alarms_watch_5xx_errors_and_p99_model_latency(default) -> None:
     assert len(endpoint.alarms) == 2
 
 
+def test_latency_alarm_keeps_its_1s_default_whatever_the_request_timeout() -> None:
+    # At request_timeout the runtime answers 504, so a threshold at the timeout never fires:
+    # the default is not derived from it.
+    stack, bucket = _stack()
+    NeuronEndpoint(
+        stack,
+        "Endpoint",
+        instance_type="ml.inf2.xlarge",
+        model_data=ModelData.from_bucket(bucket, "ranker/model.tar.gz"),
+        request_timeout=Duration.seconds(30),
+        max_queue_size=64,
+    )
+    template = Template.from_stack(stack)
+    template.has_resource_properties(
+        "AWS::SageMaker::Model",
+        {
+            "PrimaryContainer": {
+                "Environment": {
+                    "INF3KIT_REQUEST_TIMEOUT_MS": "30000",
+                    "INF3KIT_QUEUE_SIZE": "64",
+                    "INF3KIT_WORKERS": Match.absent(),
+                }
+            }
+        },
+    )
+    template.has_resource_properties(
+        "AWS::CloudWatch::Alarm", {"MetricName": "ModelLatency", "Threshold": 1_000_000}
+    )
+
+
 def test_metrics_address_the_variant(default) -> None:
     endpoint, _ = default
     names = {
@@ -686,8 +717,10 @@ def test_runtime_env_names_follow_the_runtime_contract() -> None:
         "INF3KIT_QUEUE_SIZE",
         "INF3KIT_REQUEST_TIMEOUT_MS",
         "INF3KIT_MAX_BODY_BYTES",
-        "INF3KIT_WORKERS",
     }
+    # INF3KIT_WORKERS is not a prop: the runtime ignores it on Neuron (one replica per
+    # neuron_cores_per_replica slice), and every endpoint type is Neuron.
+    assert "workers" not in inspect.signature(NeuronEndpoint).parameters
 
 
 def test_runtime_build_context_has_the_dockerfile_source_and_requirements() -> None:
@@ -845,9 +878,9 @@ def test_fails_when_invocations_target_is_zero() -> None:
 
 
 def test_fails_when_a_runtime_setting_is_zero() -> None:
-    assert problems(max_batch_size=0, workers=0) == [
+    assert problems(max_batch_size=0, max_queue_size=0) == [
         "max_batch_size: got 0, must be >= 1. Fix: use 1 or more, or leave it unset",
-        "workers: got 0, must be >= 1. Fix: use 1 or more, or leave it unset",
+        "max_queue_size: got 0, must be >= 1. Fix: use 1 or more, or leave it unset",
     ]
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+from pathlib import Path
+
 import aws_cdk as cdk
 import pytest
 from aws_cdk import aws_certificatemanager as acm
@@ -10,6 +13,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk.assertions import Annotations, Match, Template
 
 from inf3kit.constructs import NO_FALLBACK_WARNING_ID, PROVISIONAL_WARNING_ID, NeuronFleet
+from inf3kit.constructs.neuron_fleet import data_volume_discovery
 
 CERT = "arn:aws:acm:us-east-1:111122223333:certificate/abc"
 
@@ -193,7 +197,100 @@ def test_user_data_installs_the_runtime_and_runs_bootstrap(templates: dict[str, 
     )
     assert "--port 8080 --region <ref> --stack Warm --resource FleetASG" in text
     assert "--ready-timeout 1800 --env INF3KIT_GRACE_SECONDS=60" in text
-    assert "mkfs.xfs" in text  # the data volume is formatted and mounted at /opt/inf3kit
+    # The EBS data volume is found by its by-id link, formatted and mounted at /opt/inf3kit.
+    assert data_volume_discovery() in text
+    assert (
+        'if [ -n "$dev" ]; then mkfs.xfs -q "$dev"; mount "$dev" /opt/inf3kit; '
+        'echo "UUID=$(blkid -s UUID -o value "$dev") /opt/inf3kit xfs defaults,nofail 0 2" '
+        ">> /etc/fstab; fi"
+    ) in text
+
+
+def test_user_data_has_no_data_volume_step_without_a_data_volume(
+    templates: dict[str, Template],
+) -> None:
+    (resource,) = templates["mixed"].find_resources("AWS::EC2::LaunchTemplate").values()
+    parts = resource["Properties"]["LaunchTemplateData"]["UserData"]["Fn::Base64"]["Fn::Join"][1]
+    text = "".join(p for p in parts if isinstance(p, str))
+    assert "Elastic_Block_Store" not in text
+    assert "mkfs" not in text
+
+
+def _disks(tmp_path: Path, links: dict[str, str]) -> Path:
+    """A fake /dev (disk files) and /dev/disk/by-id (links to them, as udev makes them)."""
+    dev = tmp_path / "dev"
+    by_id = dev / "disk" / "by-id"
+    by_id.mkdir(parents=True)
+    for name, target in links.items():
+        (dev / target).touch()
+        (by_id / name).symlink_to(f"../../{target}")
+    return dev
+
+
+ROOT_EBS = "nvme-Amazon_Elastic_Block_Store_vol0aaaaaaaaaaaaaaa1"
+DATA_EBS = "nvme-Amazon_Elastic_Block_Store_vol0bbbbbbbbbbbbbbb2"
+STORE = "nvme-Amazon_EC2_NVMe_Instance_Storage_AWS1111111111111111"
+
+
+@pytest.mark.parametrize(
+    ("links", "picked"),
+    [
+        pytest.param(
+            {
+                # trn: instance storage enumerates before the data volume
+                f"{STORE}1": "nvme0n1",
+                f"{STORE}2": "nvme1n1",
+                ROOT_EBS: "nvme2n1",
+                f"{ROOT_EBS}-part1": "nvme2n1p1",
+                f"{ROOT_EBS}_1": "nvme2n1",
+                f"{ROOT_EBS}_1-part1": "nvme2n1p1",
+                DATA_EBS: "nvme3n1",
+                f"{DATA_EBS}_1": "nvme3n1",
+            },
+            "nvme3n1",
+            id="root+data+instance-store",
+        ),
+        pytest.param(
+            {ROOT_EBS: "nvme0n1", f"{ROOT_EBS}-part1": "nvme0n1p1", DATA_EBS: "nvme1n1"},
+            "nvme1n1",
+            id="root+data",
+        ),
+        pytest.param(
+            {ROOT_EBS: "nvme0n1", f"{ROOT_EBS}-part1": "nvme0n1p1", f"{STORE}1": "nvme1n1"},
+            "",
+            id="no-data-volume",
+        ),
+        pytest.param({}, "", id="no-ebs-links"),
+    ],
+)
+def test_data_volume_discovery_picks_the_ebs_data_volume_and_never_fails(
+    tmp_path: Path, links: dict[str, str], picked: str
+) -> None:
+    dev = _disks(tmp_path, links)
+    root_disk = next((t for n, t in links.items() if n == ROOT_EBS), "")
+    root = f"{dev}/{root_disk}p1 {dev}/{root_disk}" if root_disk else ""
+    script = data_volume_discovery(by_id=f"{dev}/disk/by-id", root=root, wait_seconds=1)
+    result = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", f'{script}; echo "picked=$dev"'],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert (result.returncode, result.stderr) == (0, "")
+    assert result.stdout == f"picked={dev / picked if picked else ''}\n"
+
+
+def test_data_volume_discovery_without_a_by_id_directory_picks_nothing(tmp_path: Path) -> None:
+    script = data_volume_discovery(by_id=f"{tmp_path}/missing", root="", wait_seconds=1)
+    result = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", f'{script}; echo "picked=$dev"'],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert (result.returncode, result.stdout, result.stderr) == (0, "picked=\n", "")
 
 
 def test_instance_role_reads_only_the_bundle_object_and_signals_only_its_stack(

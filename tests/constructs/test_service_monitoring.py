@@ -274,7 +274,7 @@ def test_created_topic_is_kms_encrypted_and_ssl_only(
     )
 
 
-def test_topic_key_rotates_and_lets_cloudwatch_publish(
+def test_topic_key_rotates_and_lets_only_this_accounts_alarms_publish(
     both: tuple[ServiceMonitoring, Template],
 ) -> None:
     both[1].has_resource_properties(
@@ -289,6 +289,21 @@ def test_topic_key_rotates_and_lets_cloudwatch_publish(
                             {
                                 "Principal": {"Service": "cloudwatch.amazonaws.com"},
                                 "Action": ["kms:Decrypt", "kms:GenerateDataKey*"],
+                                "Condition": {
+                                    "StringEquals": {"aws:SourceAccount": "111122223333"},
+                                    "ArnLike": {
+                                        "aws:SourceArn": {
+                                            "Fn::Join": [
+                                                "",
+                                                [
+                                                    "arn:",
+                                                    {"Ref": "AWS::Partition"},
+                                                    ":cloudwatch:us-east-1:111122223333:alarm:*",
+                                                ],
+                                            ]
+                                        }
+                                    },
+                                },
                             }
                         )
                     ]
@@ -296,6 +311,38 @@ def test_topic_key_rotates_and_lets_cloudwatch_publish(
             },
         },
     )
+
+
+def test_topic_key_conditions_use_the_deploy_account_and_region_when_not_known() -> None:
+    stack = cdk.Stack(cdk.App(), "Agnostic")
+    bucket = s3.Bucket.from_bucket_name(stack, "Models", "models-bucket")
+    ServiceMonitoring(stack, "Monitoring", endpoint=_endpoint(stack, bucket))
+    keys = Template.from_stack(stack).find_resources("AWS::KMS::Key").values()
+    (statement,) = [
+        s
+        for key in keys
+        for s in key["Properties"]["KeyPolicy"]["Statement"]
+        if s.get("Sid") == "AllowCloudWatchAlarmsToPublish"
+    ]
+    assert statement["Condition"] == {
+        "StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}},
+        "ArnLike": {
+            "aws:SourceArn": {
+                "Fn::Join": [
+                    "",
+                    [
+                        "arn:",
+                        {"Ref": "AWS::Partition"},
+                        ":cloudwatch:",
+                        {"Ref": "AWS::Region"},
+                        ":",
+                        {"Ref": "AWS::AccountId"},
+                        ":alarm:*",
+                    ],
+                ]
+            }
+        },
+    }
 
 
 def test_email_subscription(both: tuple[ServiceMonitoring, Template]) -> None:

@@ -123,6 +123,28 @@ def test_fails_when_bundle_gets_both_or_neither_location() -> None:
     assert str(info.value) == message
 
 
+def test_network_leaves_the_default_security_group_alone_by_default(template: Template) -> None:
+    # The restriction is a Lambda-backed custom resource the local emulator cannot run.
+    template.resource_count_is("Custom::VpcRestrictDefaultSG", 0)
+    template.resource_count_is("AWS::Lambda::Function", 0)
+
+
+def test_network_restricts_the_default_security_group_when_asked() -> None:
+    stack = cdk.Stack(cdk.App())
+    logs = ModelArtifacts(stack, "A").access_logs
+    ServiceNetwork(stack, "N", flow_log_bucket=logs, restrict_default_security_group=True)
+    template = Template.from_stack(stack)
+    template.resource_count_is("Custom::VpcRestrictDefaultSG", 1)
+    template.has_resource_properties(
+        "Custom::VpcRestrictDefaultSG",
+        {
+            "DefaultSecurityGroupId": {
+                "Fn::GetAtt": [Match.string_like_regexp("^N"), "DefaultSecurityGroup"]
+            }
+        },
+    )
+
+
 def test_fails_when_bundle_uri_is_not_an_archive() -> None:
     with pytest.raises(ValueError) as info:
         ModelBundle(cdk.Stack(cdk.App()), "B", s3_uri="s3://b/model.zip")
