@@ -9,10 +9,14 @@ a background thread started from the lifespan, so liveness answers immediately.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import enum
 import logging
+import shutil
+import tempfile
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -40,6 +44,7 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 JSON = b"application/json"
+_WORKER_JOIN_S = 5.0  # longest shutdown waits for busy workers, all together, within the grace
 _REASONS = {
     400: "bad_request",
     404: "not_found",
@@ -78,6 +83,8 @@ class InferenceApp:
         self._batcher: Batcher | None = None
         self._metrics: Metrics | None = None
         self._load_task: asyncio.Task[None] | None = None
+        self._unpack_dir: Path | None = None
+        self._drain_started: float | None = None
         self._timeout_s = settings.request_timeout_ms / 1000
 
     # --- lifecycle -------------------------------------------------------------------------
@@ -100,16 +107,26 @@ class InferenceApp:
                 return
 
     async def _load(self) -> None:
+        """Load the model and build everything that serves it; any failure is fatal (exit 3)."""
         try:
-            model = await asyncio.to_thread(load_model, self.settings, self._host)
+            if Path(self.settings.model_dir).is_file():
+                # The unpacked copy of a .tar.gz belongs to this app: removed on failure, at
+                # lifespan shutdown, and at process exit should shutdown never run.
+                self._unpack_dir = Path(tempfile.mkdtemp(prefix="inf3kit-bundle-"))
+                atexit.register(self._remove_unpacked)
+            model = await asyncio.to_thread(load_model, self.settings, self._host, self._unpack_dir)
         except Exception as exc:
-            self.state = State.FAILED
-            self.error = f"model failed to load: {exc}"
-            log.error("%s", self.error)
-            if self._on_fatal is not None:
-                self._on_fatal(self.error)
+            self._fail(f"model failed to load: {exc}")
             return
+        try:
+            self._start(model)
+        except Exception as exc:
+            log.exception("could not start serving the loaded model")
+            self._fail(f"model failed to start: {type(exc).__name__}: {exc}")
+
+    def _start(self, model: LoadedModel) -> None:
         manifest, batch = model.manifest, model.variant.batch_size
+        self._model = model
         self._metrics = Metrics(manifest.name)
         self._metrics.workers.set(len(model.backends))
         self._schema = Schema(manifest, batch)
@@ -123,14 +140,32 @@ class InferenceApp:
             self._metrics,
         )
         self._batcher.start()
-        self._model = model
         if self.state is State.LOADING:
             self.state = State.READY
             self._metrics.ready.set(1)
             log.info("ready: %s", manifest.name)
 
+    def _fail(self, error: str) -> None:
+        """The fatal path: never ready, say why, free the bundle copy, ask the server to exit."""
+        self.state = State.FAILED
+        self.error = error
+        if self._metrics is not None:
+            self._metrics.ready.set(0)
+        log.error("%s", error)
+        self._remove_unpacked()
+        if self._on_fatal is not None:
+            self._on_fatal(error)
+
+    def _remove_unpacked(self) -> None:
+        if self._unpack_dir is not None:
+            shutil.rmtree(self._unpack_dir, ignore_errors=True)
+        if self._model is not None and self._model.bundle is not None:
+            self._model.bundle.remove()
+
     def begin_drain(self) -> None:
         """Stop taking new inference work: readiness fails and new requests get 503."""
+        if self._drain_started is None:
+            self._drain_started = time.monotonic()
         if self.state in (State.LOADING, State.READY):
             self.state = State.DRAINING
             if self._metrics is not None:
@@ -144,11 +179,20 @@ class InferenceApp:
             await asyncio.sleep(0.01)
         return self.inflight == 0
 
+    def _join_budget(self) -> float:
+        """Seconds left to wait for the workers: what remains of the grace period, at most 5."""
+        grace = self.settings.grace_seconds
+        if self._drain_started is not None:
+            grace -= time.monotonic() - self._drain_started
+        return max(0.0, min(_WORKER_JOIN_S, grace))
+
     async def close(self) -> None:
         if self._load_task is not None and not self._load_task.done():
             self._load_task.cancel()
         if self._batcher is not None:
-            await self._batcher.stop()
+            await self._batcher.stop(self._join_budget())
+        self._remove_unpacked()
+        atexit.unregister(self._remove_unpacked)
 
     # --- HTTP ------------------------------------------------------------------------------
 

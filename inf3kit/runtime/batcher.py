@@ -60,8 +60,10 @@ class Batcher:
         max_delay_s: float,
         queue_size: int,
         metrics: Metrics,
+        join_timeout_s: float = 5.0,
     ) -> None:
         self._backends = list(backends)
+        self._join_timeout = join_timeout_s
         self._input_shapes = list(input_shapes)
         self.batch_size = batch_size
         self._max_delay = max_delay_s
@@ -83,16 +85,23 @@ class Batcher:
             thread.start()
             self._threads.append(thread)
 
-    async def stop(self) -> None:
-        """Stop the workers once their current batch is done (requests are drained before)."""
+    async def stop(self, timeout_s: float | None = None) -> None:
+        """Stop the workers once their current batch is done (requests are drained before).
+
+        Waits at most ``timeout_s`` (default: ``join_timeout_s``) in all, however many workers
+        there are; a worker still busy after that is a daemon thread and dies with the process.
+        """
         with self._cond:
             self._closed = True
             self._cond.notify_all()
-        await asyncio.to_thread(self._join)
+        timeout = self._join_timeout if timeout_s is None else timeout_s
+        await asyncio.to_thread(self._join, timeout)
 
-    def _join(self) -> None:
+    def _join(self, timeout_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        """Join every worker against one shared deadline, not ``timeout_s`` per worker."""
+        deadline = clock() + max(0.0, timeout_s)
         for thread in self._threads:
-            thread.join(5)
+            thread.join(max(0.0, deadline - clock()))
 
     async def infer(
         self, inputs: Sequence[np.ndarray], rows: int, timeout_s: float

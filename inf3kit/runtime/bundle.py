@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import shutil
+import sys
 import tarfile
 import tempfile
 from dataclasses import dataclass
@@ -20,13 +22,23 @@ _CHUNK = 1 << 20
 
 @dataclass(frozen=True)
 class Bundle:
-    """An unpacked, validated bundle: its directory and manifest."""
+    """An unpacked, validated bundle: its directory and manifest.
+
+    ``temporary`` is true when :func:`open_bundle` unpacked an archive into a directory it
+    created itself: the caller then owns ``root`` and must :meth:`remove` it when done.
+    """
 
     root: Path
     manifest: Manifest
+    temporary: bool = False
 
     def path_of(self, file: str) -> Path:
         return self.root / file
+
+    def remove(self) -> None:
+        """Delete ``root`` if :func:`open_bundle` created it (a no-op for the caller's dirs)."""
+        if self.temporary:
+            shutil.rmtree(self.root, ignore_errors=True)
 
 
 def sha256_file(path: Path) -> str:
@@ -38,6 +50,12 @@ def sha256_file(path: Path) -> str:
 
 
 def _unpack(archive: Path, into: Path) -> Path:
+    if not hasattr(tarfile, "data_filter"):  # Python 3.10 before 3.10.12 (PEP 706 backport)
+        raise ManifestError(
+            f"{archive}: this Python ({sys.version.split()[0]}) cannot unpack archives safely "
+            "(no tarfile extraction filters); upgrade to Python 3.10.12 or later, or unpack the "
+            "bundle yourself and serve the directory"
+        )
     try:
         with tarfile.open(archive, "r:*") as tar:
             tar.extractall(into, filter="data")
@@ -47,17 +65,29 @@ def _unpack(archive: Path, into: Path) -> Path:
 
 
 def open_bundle(path: str | Path, unpack_dir: Path | None = None) -> Bundle:
-    """Open a bundle directory or archive and parse its manifest (checksums are not read yet)."""
+    """Open a bundle directory or archive and parse its manifest (checksums are not read yet).
+
+    An archive is unpacked into ``unpack_dir`` (the caller's, left in place on failure) or, when
+    that is ``None``, into a new temporary directory that is removed if opening fails and is
+    otherwise the caller's to remove with :meth:`Bundle.remove`.
+    """
     source = Path(path)
     if not source.exists():
         raise ManifestError(
             f"{source}: bundle not found; pass a bundle directory or .tar.gz "
             "(INF3KIT_MODEL_DIR, default /opt/ml/model)"
         )
-    if source.is_file():
-        target = unpack_dir or Path(tempfile.mkdtemp(prefix="inf3kit-bundle-"))
-        source = _unpack(source, target)
-    return Bundle(source, read_manifest(source))
+    if not source.is_file():
+        return Bundle(source, read_manifest(source))
+    if unpack_dir is not None:
+        root = _unpack(source, unpack_dir)
+        return Bundle(root, read_manifest(root))
+    root = Path(tempfile.mkdtemp(prefix="inf3kit-bundle-"))
+    try:
+        return Bundle(_unpack(source, root), read_manifest(root), temporary=True)
+    except BaseException:
+        shutil.rmtree(root, ignore_errors=True)
+        raise
 
 
 def verify_bundle(bundle: Bundle) -> None:

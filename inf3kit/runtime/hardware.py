@@ -16,9 +16,38 @@ from pathlib import Path
 
 from inf3kit.runtime.manifest import NEURON_TARGETS, Manifest, ManifestError, Variant
 
-# NeuronCores per Neuron device as the runtime exposes them by default. inf3 and trn3 are
-# provisional (no published specification); override with INF3KIT_NEURON_CORES.
-CORES_PER_DEVICE = {"inf1": 4, "inf2": 2, "trn1": 2, "trn2": 4, "inf3": 2, "trn3": 4}
+# NeuronCores per device as the Neuron runtime exposes them, i.e. *logical* NeuronCores, which is
+# what NEURON_RT_VISIBLE_CORES, neuron_cores_context and `neuron-ls` count. This differs on
+# purpose from the catalog (inf3kit/catalog/data/instances.yaml, neuron_cores_per_chip), which
+# counts *physical* cores per chip: a Trainium2 chip has 8 physical NeuronCore-v3, and the
+# runtime groups them in pairs by default (Logical NeuronCore config, NEURON_LOGICAL_NC_CONFIG,
+# default 2 on Trn2), so it exposes 4 logical cores per device ("each Trainium accelerator has 8
+# NeuronCores (default 4 Logical NeuronCores)", Neuron docs, PyTorch NeuronX training guide;
+# "Logical NeuronCore configuration" page). Trainium3 also has 8 physical NeuronCore-v4 with LNC
+# "similar to Trainium2"; its default of 2 is assumed here. inf1/inf2/trn1 have no LNC
+# (physical = logical). inf3 is provisional (no published specification). Set
+# NEURON_LOGICAL_NC_CONFIG (read below) or INF3KIT_NEURON_CORES when the defaults do not hold.
+PHYSICAL_CORES_PER_DEVICE = {"inf1": 4, "inf2": 2, "trn1": 2, "trn2": 8, "inf3": 2, "trn3": 8}
+DEFAULT_LNC = {"trn2": 2, "trn3": 2}
+CORES_PER_DEVICE = {
+    family: cores // DEFAULT_LNC.get(family, 1)
+    for family, cores in PHYSICAL_CORES_PER_DEVICE.items()
+}
+"""Logical NeuronCores per device at the default LNC: inf1 4, inf2/trn1/inf3 2, trn2/trn3 4."""
+
+
+def logical_cores_per_device(family: str, lnc: str | None = None) -> int:
+    """Logical NeuronCores one device of ``family`` exposes under ``NEURON_LOGICAL_NC_CONFIG``.
+
+    ``lnc`` (the variable's value) only applies to the families that support LNC (trn2, trn3);
+    an unset or invalid value means the runtime's default.
+    """
+    physical = PHYSICAL_CORES_PER_DEVICE.get(family, 2)
+    if family not in DEFAULT_LNC:
+        return physical
+    degree = int(lnc) if lnc is not None and lnc.strip() in ("1", "2") else DEFAULT_LNC[family]
+    return physical // degree
+
 
 _DMI_PRODUCT = Path("/sys/devices/virtual/dmi/id/product_name")
 
@@ -71,7 +100,8 @@ def probe_hardware(
     elif os.environ.get("NEURON_RT_VISIBLE_CORES"):
         cores = _visible_core_count(os.environ["NEURON_RT_VISIBLE_CORES"])
     else:
-        cores = len(devices) * CORES_PER_DEVICE.get(family, 2)
+        lnc = os.environ.get("NEURON_LOGICAL_NC_CONFIG")
+        cores = len(devices) * logical_cores_per_device(family, lnc)
     detail = f"{len(devices)} Neuron device(s), {cores} NeuronCore(s), torch_neuronx={sdk}"
     return HostHardware(family, cores, sdk, detail)
 

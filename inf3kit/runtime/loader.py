@@ -20,7 +20,7 @@ from inf3kit.runtime.backends import (
     check_outputs,
     load_neuron,
 )
-from inf3kit.runtime.bundle import open_bundle, verify_bundle
+from inf3kit.runtime.bundle import Bundle, open_bundle, verify_bundle
 from inf3kit.runtime.datatypes import NUMPY_DTYPES
 from inf3kit.runtime.hardware import HostHardware, probe_hardware, select_variant
 from inf3kit.runtime.manifest import Manifest, ManifestError, Variant
@@ -37,6 +37,8 @@ class LoadedModel:
     variant: Variant
     backends: tuple[Backend, ...]
     host: HostHardware
+    bundle: Bundle | None = None
+    """The opened bundle; if ``bundle.temporary``, the caller removes it (``bundle.remove()``)."""
 
 
 def _cpu_backends(path: Path, manifest: Manifest, settings: Settings) -> list[Backend]:
@@ -72,9 +74,24 @@ def warm_up(backend: Backend, manifest: Manifest, batch: int) -> None:
     check_outputs(backend.run(inputs), manifest.outputs, batch)
 
 
-def load_model(settings: Settings, host: HostHardware | None = None) -> LoadedModel:
-    """Open, verify, select, load and warm up; raises :class:`ManifestError` on refusal."""
-    bundle = open_bundle(settings.model_dir)
+def load_model(
+    settings: Settings, host: HostHardware | None = None, unpack_dir: Path | None = None
+) -> LoadedModel:
+    """Open, verify, select, load and warm up; raises :class:`ManifestError` on refusal.
+
+    A ``.tar.gz`` bundle is unpacked into ``unpack_dir`` (the caller's to remove), else into a
+    temporary directory that is removed here when loading fails and otherwise belongs to the
+    caller through :attr:`LoadedModel.bundle`.
+    """
+    bundle = open_bundle(settings.model_dir, unpack_dir)
+    try:
+        return _load(bundle, settings, host)
+    except BaseException:
+        bundle.remove()
+        raise
+
+
+def _load(bundle: Bundle, settings: Settings, host: HostHardware | None) -> LoadedModel:
     verify_bundle(bundle)
     manifest = bundle.manifest
     host = host or probe_hardware(settings.target, settings.neuron_cores)
@@ -108,4 +125,4 @@ def load_model(settings: Settings, host: HostHardware | None = None) -> LoadedMo
         variant.file,
         ", ".join(b.label for b in backends),
     )
-    return LoadedModel(manifest, variant, tuple(backends), host)
+    return LoadedModel(manifest, variant, tuple(backends), host, bundle)

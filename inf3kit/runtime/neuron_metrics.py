@@ -28,7 +28,7 @@ import subprocess
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -142,8 +142,13 @@ def metric_datum(
     }
 
 
+# Equal to datetime.timezone.utc; spelled this way because datetime.UTC is Python 3.11+ (this
+# module runs on 3.10 too) and ruff's pyupgrade would rewrite timezone.utc to it.
+_UTC = timezone(timedelta(0))
+
+
 def _utcnow() -> datetime:
-    return datetime.now(UTC)
+    return datetime.now(_UTC)
 
 
 @dataclass

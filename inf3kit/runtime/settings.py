@@ -1,7 +1,7 @@
 """Server settings from ``INF3KIT_*`` environment variables (docs/runtime.md has the table).
 
 Environment variables are how SageMaker and the fleet's systemd unit configure a container;
-CLI flags override them. Every bad value is reported with the variable name and the fix.
+CLI flags override them. Every bad value is reported with the variable or flag it came from.
 """
 
 from __future__ import annotations
@@ -83,20 +83,30 @@ _MINIMUM: dict[str, float] = {
 }
 
 
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
 def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
     """Read settings from ``environ`` (default ``os.environ``), then apply CLI ``overrides``.
 
     The port comes from ``--port``, else ``SAGEMAKER_BIND_TO_PORT`` (SageMaker's instruction
-    wins over the image's own default), else ``INF3KIT_PORT``, else 8080.
+    wins over the image's own default), else ``INF3KIT_PORT``, else 8080. A problem names where
+    the bad value came from: the flag (``--queue-size=0``) or the variable (``INF3KIT_...=0``).
     """
     env = os.environ if environ is None else environ
     values: dict[str, Any] = {}
+    source: dict[str, str] = {}
     problems = []
     for f in fields(Settings):
         var = f"INF3KIT_{f.name.upper()}"
         raw = env.get(var)
         if f.name == "port" and env.get("SAGEMAKER_BIND_TO_PORT"):
             var, raw = "SAGEMAKER_BIND_TO_PORT", env["SAGEMAKER_BIND_TO_PORT"]
+        source[f.name] = var
+        if overrides.get(f.name) is not None:
+            source[f.name] = _flag(f.name)
+            continue  # the flag wins: a bad environment value it replaces does not matter
         if raw is None or raw == "":
             continue
         try:
@@ -109,9 +119,9 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
     for name, low in _MINIMUM.items():
         value = getattr(settings, name)
         if value is not None and value < low:
-            problems.append(f"INF3KIT_{name.upper()}={value!r}: must be >= {low:g}")
+            problems.append(f"{source[name]}={value!r}: must be >= {low:g}")
     if settings.port > 65535:
-        problems.append(f"port {settings.port}: must be <= 65535")
+        problems.append(f"{source['port']}={settings.port!r}: must be <= 65535")
     if problems:
         raise ValueError("invalid runtime settings:\n  - " + "\n  - ".join(problems))
     return settings

@@ -39,4 +39,4 @@ def test_fails_when_bundling_a_directory_without_manifest(tmp_path: Path) -> Non
 def test_fails_when_serve_settings_are_invalid(tmp_path: Path) -> None:
     result = runner.invoke(app, ["serve", str(tmp_path), "--workers", "0"])
     assert result.exit_code == 2
-    assert "INF3KIT_WORKERS=0: must be >= 1" in result.output
+    assert "--workers=0: must be >= 1" in result.output  # the flag, not INF3KIT_WORKERS

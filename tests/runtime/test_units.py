@@ -11,11 +11,18 @@ import numpy as np
 import pytest
 from conftest import TINY
 
+from inf3kit.runtime import hardware
 from inf3kit.runtime.bundle import open_bundle, pack_bundle, verify_bundle
 from inf3kit.runtime.commands import compile_bundle
 from inf3kit.runtime.compile import CompileError, parse_tensor_arg
 from inf3kit.runtime.datatypes import bf16_bits, bf16_to_float32
-from inf3kit.runtime.hardware import HostHardware, select_variant
+from inf3kit.runtime.hardware import (
+    CORES_PER_DEVICE,
+    PHYSICAL_CORES_PER_DEVICE,
+    HostHardware,
+    logical_cores_per_device,
+    select_variant,
+)
 from inf3kit.runtime.manifest import MANIFEST_NAME, Manifest, ManifestError, parse_manifest
 from inf3kit.runtime.settings import load_settings
 
@@ -137,6 +144,45 @@ def test_fails_when_settings_are_invalid() -> None:
         "(invalid literal for int() with base 10: 'two')\n"
         "  - INF3KIT_QUEUE_SIZE=0: must be >= 1"
     )
+
+
+def test_settings_problem_names_the_flag_it_came_from() -> None:
+    env = {"INF3KIT_WORKERS": "0", "INF3KIT_QUEUE_SIZE": "5", "SAGEMAKER_BIND_TO_PORT": "70000"}
+    with pytest.raises(ValueError) as err:
+        load_settings(env, queue_size=0, grace_seconds=-1.0)
+    assert str(err.value) == (
+        "invalid runtime settings:\n"
+        "  - --queue-size=0: must be >= 1\n"
+        "  - INF3KIT_WORKERS=0: must be >= 1\n"
+        "  - --grace-seconds=-1.0: must be >= 0\n"
+        "  - SAGEMAKER_BIND_TO_PORT=70000: must be <= 65535"
+    )
+    with pytest.raises(ValueError, match=r"--port=70000: must be <= 65535"):
+        load_settings({}, port=70000)
+
+
+def test_flag_replaces_an_unparsable_environment_value() -> None:
+    assert load_settings({"INF3KIT_WORKERS": "two"}, workers=2).workers == 2
+
+
+def test_logical_neuron_cores_per_device() -> None:
+    # Physical per chip (the catalog) vs logical as the Neuron runtime exposes them.
+    assert PHYSICAL_CORES_PER_DEVICE["trn2"] == PHYSICAL_CORES_PER_DEVICE["trn3"] == 8
+    assert CORES_PER_DEVICE == {"inf1": 4, "inf2": 2, "trn1": 2, "trn2": 4, "inf3": 2, "trn3": 4}
+    assert logical_cores_per_device("trn2") == 4  # LNC=2 by default
+    assert logical_cores_per_device("trn2", "1") == 8
+    assert logical_cores_per_device("trn2", "bogus") == 4
+    assert logical_cores_per_device("inf2", "1") == logical_cores_per_device("inf2", "2") == 2
+
+
+def test_probe_counts_logical_cores(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(hardware.glob, "glob", lambda pattern: ["/dev/neuron0", "/dev/neuron1"])
+    monkeypatch.delenv("NEURON_RT_VISIBLE_CORES", raising=False)
+    monkeypatch.delenv("NEURON_LOGICAL_NC_CONFIG", raising=False)
+    assert hardware.probe_hardware("trn2").neuron_cores == 8
+    monkeypatch.setenv("NEURON_LOGICAL_NC_CONFIG", "1")
+    assert hardware.probe_hardware("trn2").neuron_cores == 16
+    assert hardware.probe_hardware("inf2").neuron_cores == 4
 
 
 # --- bundles and compile ------------------------------------------------------------------------
