@@ -164,7 +164,10 @@ def test_local_deploy_never_touches_the_users_aws_files(deployed: tuple[LocalAws
     assert json.dumps(env).count(str(Path.home() / ".aws")) == 0
 
 
-def test_fails_when_a_delivery_spec_is_deployed_locally() -> None:
+def test_fails_when_a_delivery_spec_is_deployed_locally(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
     spec = DEMO.parent / "gitops.yaml"
     result = runner.invoke(app, ["deploy", str(spec), "--local"])
     assert result.exit_code == 1
