@@ -18,7 +18,7 @@ from inf3kit.constructs.hardware_checks import (  # noqa: E402
     warn_if_provisional,
 )
 from inf3kit.constructs.model_artifacts import ModelArtifacts  # noqa: E402
-from inf3kit.constructs.nag import acknowledge, skip_checkov  # noqa: E402
+from inf3kit.constructs.nag import acknowledge, skip_checkov, waive_cfn_lint  # noqa: E402
 from inf3kit.constructs.network import ServiceNetwork  # noqa: E402
 from inf3kit.constructs.neuron_ami import FixedImage, NeuronAmi  # noqa: E402
 from inf3kit.constructs.neuron_endpoint import (  # noqa: E402
@@ -33,6 +33,7 @@ from inf3kit.constructs.neuron_fleet import (  # noqa: E402
     NO_FALLBACK_WARNING_ID,
     NeuronFleet,
 )
+from inf3kit.constructs.runtime_settings import RuntimeSettings  # noqa: E402
 from inf3kit.constructs.service_monitoring import ServiceMonitoring  # noqa: E402
 
 __all__ = [
@@ -53,11 +54,13 @@ __all__ = [
     "NeuronEndpoint",
     "NeuronFleet",
     "PipelineImage",
+    "RuntimeSettings",
     "ScaleDownSchedule",
     "ServiceMonitoring",
     "ServiceNetwork",
     "acknowledge",
     "check_instance_type",
     "skip_checkov",
+    "waive_cfn_lint",
     "warn_if_provisional",
 ]

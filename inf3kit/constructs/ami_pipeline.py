@@ -22,12 +22,13 @@ from constructs import Construct, IConstruct
 from inf3kit.catalog import Catalog, Compatibility, family_of, load_catalog, load_compatibility
 from inf3kit.constructs.hardware_checks import check_instance_type, warn_if_provisional
 from inf3kit.constructs.kms_policies import allow_ebs_in_this_account
-from inf3kit.constructs.nag import acknowledge, skip_checkov
-from inf3kit.constructs.neuron_fleet import (
+from inf3kit.constructs.nag import acknowledge, skip_checkov, waive_cfn_lint
+from inf3kit.constructs.runtime_install import (
     INSTALL_DIR,
     NEURON_PIP_INDEX,
-    _default_runtime_requirements,
+    default_runtime_requirements,
 )
+from inf3kit.constructs.validation import raise_if_problems
 
 DEFAULT_NEURON_SDK = "2.27.1"
 """The Neuron release baked by default: the first that the matrix accepts for every family."""
@@ -171,15 +172,14 @@ class NeuronAmiPipeline(Construct):
             catalog=catalog,
             matrix=matrix,
         )
-        if problems:
-            raise ValueError(f"NeuronAmiPipeline {id}: " + "; ".join(problems))
+        raise_if_problems("NeuronAmiPipeline", id, problems)
         if not Token.is_unresolved(build_instance_type):
             warn_if_provisional(self, catalog.get(build_instance_type))
         packages = dict(neuron_packages or NEURON_RELEASES[neuron_sdk])
         requirements = (
             tuple(runtime_requirements)
             if runtime_requirements is not None
-            else _default_runtime_requirements()
+            else default_runtime_requirements()
         )
         self.neuron_packages: Mapping[str, str] = packages
         known = [t for t in instance_types if not Token.is_unresolved(t)]
@@ -604,8 +604,12 @@ def _version(*parts: str) -> str:
 
 def _waive_unlisted_type(name: str, catalog: Catalog, resource: CfnResource) -> None:
     if not Token.is_unresolved(name) and catalog.get(name).provisional:
-        # cfn-lint only lists published types; a provisional one is unknown to it by definition.
-        resource.add_metadata("cfn-lint", {"config": {"ignore_checks": ["E3030"]}})
+        waive_cfn_lint(
+            resource,
+            "E3030",
+            f"{name} is provisional: cfn-lint only lists published types, so a provisional one "
+            "is unknown to it by definition",
+        )
 
 
 def _validate(

@@ -10,6 +10,8 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_assets as s3_assets
 from constructs import Construct
 
+from inf3kit.constructs.validation import raise_if_problems
+
 _S3_URI = re.compile(r"^s3://([^/]+)/(.+)$")
 
 
@@ -36,8 +38,7 @@ class ModelBundle(Construct):
         """
         super().__init__(scope, id)
         problems = _validate(path, s3_uri)
-        if problems:
-            raise ValueError(f"ModelBundle {id}: " + "; ".join(problems))
+        raise_if_problems("ModelBundle", id, problems)
         if path is not None:
             asset = s3_assets.Asset(self, "Asset", path=str(path))
             self.bucket: s3.IBucket = asset.bucket
@@ -63,13 +64,20 @@ class ModelBundle(Construct):
 
 
 def _validate(path: str | Path | None, s3_uri: str | None) -> list[str]:
+    """Every problem with the props, so one synthesis reports them all."""
+    problems: list[str] = []
     if (path is None) == (s3_uri is None):
-        return ["give exactly one of `path` (a local .tar.gz) or `s3_uri` (s3://bucket/key.tar.gz)"]
-    if s3_uri is not None:
-        if not _S3_URI.match(s3_uri) or not s3_uri.endswith(".tar.gz"):
-            return [f"s3_uri {s3_uri!r} must look like s3://bucket/key.tar.gz"]
-        return []
-    local = Path(str(path))
+        problems.append(
+            "give exactly one of `path` (a local .tar.gz) or `s3_uri` (s3://bucket/key.tar.gz)"
+        )
+    if s3_uri is not None and (not _S3_URI.match(s3_uri) or not s3_uri.endswith(".tar.gz")):
+        problems.append(f"s3_uri {s3_uri!r} must look like s3://bucket/key.tar.gz")
+    if path is not None:
+        problems += _path_problems(Path(str(path)))
+    return problems
+
+
+def _path_problems(local: Path) -> list[str]:
     if local.is_dir():
         return [
             f"path {str(local)!r} is a directory; SageMaker and fleets read one archive. "

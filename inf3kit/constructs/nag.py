@@ -20,3 +20,14 @@ def skip_checkov(resource: CfnResource, check: str, reason: str) -> None:
     meta = resource.get_metadata("checkov") or {"skip": []}
     meta["skip"].append({"id": check, "comment": reason})
     resource.add_metadata("checkov", meta)
+
+
+def waive_cfn_lint(resource: CfnResource, rule: str, reason: str) -> None:
+    """Have cfn-lint ignore `rule` on this resource, keeping checks waived before."""
+    if len(reason) < 20:
+        raise ValueError(f"waiving {rule} needs a specific reason, got {reason!r}")
+    meta = resource.get_metadata("cfn-lint") or {}
+    checks = meta.setdefault("config", {}).setdefault("ignore_checks", [])
+    if rule not in checks:
+        checks.append(rule)
+    resource.add_metadata("cfn-lint", meta)

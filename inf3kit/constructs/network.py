@@ -6,6 +6,8 @@ from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from inf3kit.constructs.validation import raise_if_problems
+
 
 class ServiceNetwork(Construct):
     """A VPC whose instances and endpoints sit in private subnets across `max_azs` zones.
@@ -42,8 +44,7 @@ class ServiceNetwork(Construct):
             turn it on when you deploy only to AWS.
         """
         super().__init__(scope, id)
-        if not 1 <= max_azs <= 6:
-            raise ValueError(f"ServiceNetwork {id}: max_azs must be 1..6, got {max_azs}")
+        raise_if_problems("ServiceNetwork", id, _validate(max_azs, nat_gateways))
         self.vpc = ec2.Vpc(
             self,
             "Resource",
@@ -70,3 +71,16 @@ class ServiceNetwork(Construct):
                 "S3": ec2.GatewayVpcEndpointOptions(service=ec2.GatewayVpcEndpointAwsService.S3)
             },
         )
+
+
+def _validate(max_azs: int, nat_gateways: int) -> list[str]:
+    """Every problem with the props, so one synthesis reports them all."""
+    problems = []
+    if not 1 <= max_azs <= 6:
+        problems.append(f"max_azs must be 1..6, got {max_azs}")
+    elif not 0 <= nat_gateways <= max_azs:
+        problems.append(
+            f"nat_gateways: got {nat_gateways}, must be 0..{max_azs} (max_azs; at most one per "
+            "zone). Fix: use 1 for shared egress, max_azs for one per zone, or 0 for none"
+        )
+    return problems

@@ -11,6 +11,7 @@ from aws_cdk import aws_ec2 as ec2
 from constructs import Construct
 
 from inf3kit.catalog import Compatibility, load_compatibility
+from inf3kit.constructs.validation import raise_if_problems
 
 if TYPE_CHECKING:
     from inf3kit.constructs.ami_pipeline import NeuronAmiPipeline
@@ -47,8 +48,7 @@ class NeuronAmi(Construct):
         """
         super().__init__(scope, id)
         problems = _validate(instance_types, parameter_name, compatibility)
-        if problems:
-            raise ValueError(f"NeuronAmi {id}: " + "; ".join(problems))
+        raise_if_problems("NeuronAmi", id, problems)
         if parameter_name is None:
             matrix = compatibility or load_compatibility()
             parameter_name = matrix.dlami_parameter(instance_types[0])

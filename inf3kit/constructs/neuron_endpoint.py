@@ -39,22 +39,15 @@ from constructs import Construct
 from inf3kit.catalog import Catalog, Compatibility, family_of, load_catalog, load_compatibility
 from inf3kit.constructs.endpoint_image import EndpointImage
 from inf3kit.constructs.hardware_checks import check_instance_type, warn_if_provisional
-from inf3kit.constructs.nag import acknowledge, skip_checkov
+from inf3kit.constructs.nag import acknowledge, skip_checkov, waive_cfn_lint
+from inf3kit.constructs.runtime_settings import RuntimeSettings
+from inf3kit.constructs.validation import raise_if_problems
 
 VARIANT_NAME = "AllTraffic"
 """The one production variant. Deployment guardrails and autoscaling address the variant by
 name, so it never changes across updates."""
 METRICS_NAMESPACE = "AWS/SageMaker"
 SDK_WARNING_ID = "inf3kit:imageNeuronSdk"
-
-RUNTIME_ENV = {
-    "max_batch_size": "INF3KIT_MAX_BATCH_SIZE",
-    "max_delay": "INF3KIT_MAX_DELAY_MS",
-    "max_queue_size": "INF3KIT_QUEUE_SIZE",
-    "request_timeout": "INF3KIT_REQUEST_TIMEOUT_MS",
-    "max_request_bytes": "INF3KIT_MAX_BODY_BYTES",
-}
-"""Construct prop -> runtime environment variable (DESIGN.md section 5)."""
 
 # Families whose sizes carry local NVMe instance storage. SageMaker encrypts it in hardware and
 # refuses both KmsKeyId and VolumeSizeInGB for them (SageMaker API reference,
@@ -187,11 +180,7 @@ class NeuronEndpoint(Construct):
         image: EndpointImage | None = None,
         endpoint_name: str | None = None,
         environment: dict[str, str] | None = None,
-        max_batch_size: int | None = None,
-        max_delay: Duration | None = None,
-        max_queue_size: int | None = None,
-        request_timeout: Duration | None = None,
-        max_request_bytes: int | None = None,
+        runtime: RuntimeSettings | None = None,
         key: kms.IKey | None = None,
         vpc: ec2.IVpc | None = None,
         vpc_subnets: ec2.SubnetSelection | None = None,
@@ -225,14 +214,9 @@ class NeuronEndpoint(Construct):
         :param image: Default: inf3kit's runtime image, built as a Docker image asset FROM the
             PyTorch Neuron inference DLC the compatibility matrix names (needs Docker at deploy).
         :param endpoint_name: Default: a unique name derived from the construct path.
-        :param environment: extra container variables; they win over the batching props.
-        :param max_batch_size: INF3KIT_MAX_BATCH_SIZE. Default: unset, the runtime uses the
-            bundle's compiled batch size. The same holds for the other runtime props below.
-        :param max_delay: INF3KIT_MAX_DELAY_MS, how long a batch waits to fill.
-        :param max_queue_size: INF3KIT_QUEUE_SIZE, requests queued before the runtime answers
-            429 (it answers 503 while not ready or draining).
-        :param request_timeout: INF3KIT_REQUEST_TIMEOUT_MS, the per-request deadline.
-        :param max_request_bytes: INF3KIT_MAX_BODY_BYTES, larger bodies get 413.
+        :param environment: extra container variables; they win over `runtime`.
+        :param runtime: batching, queue, deadline and body limit of the inf3kit runtime, set as
+            its INF3KIT_* variables. Default: the runtime's own defaults.
         :param key: encrypts the endpoint's storage volume, captured data and its log group.
             Default: a key is created with yearly rotation (and retained on stack deletion).
         :param vpc: place the model's network interfaces in this VPC. Default: no VPC.
@@ -250,7 +234,7 @@ class NeuronEndpoint(Construct):
         :param scale_down_schedule: Default: none, capacity follows traffic only.
         :param rollout: Default: blue/green canary, 10% of capacity, 10 minutes bake time.
         :param latency_threshold: p99 ModelLatency above this for 3 minutes trips the latency
-            rollback alarm. Default: 1 second. Keep it below `request_timeout`: the runtime
+            rollback alarm. Default: 1 second. Keep it below `runtime.request_timeout`: the runtime
             answers 504 at that deadline, so latency never exceeds it and an alarm at or above
             it can never fire.
         :param rollback_alarms: more alarms that roll an update back. Default: none.
@@ -271,6 +255,7 @@ class NeuronEndpoint(Construct):
         compat = compatibility or load_compatibility()
         image = image or EndpointImage.runtime()
         rollout = rollout or EndpointRollout.canary()
+        runtime = runtime or RuntimeSettings()
         initial = initial_instances if initial_instances is not None else min_instances
         problems = _validate(
             instance_type=instance_type,
@@ -292,17 +277,9 @@ class NeuronEndpoint(Construct):
             vpc_subnets=vpc_subnets,
             security_groups=security_groups,
             endpoint_name=endpoint_name,
-            runtime_values={
-                "max_batch_size": max_batch_size,
-                "max_queue_size": max_queue_size,
-                "max_request_bytes": max_request_bytes,
-            },
+            runtime=runtime,
         )
-        if problems:
-            count = f"{len(problems)} problem{'s' if len(problems) != 1 else ''}"
-            raise ValueError(
-                f"NeuronEndpoint {id}: {count}\n" + "\n".join(f"  - {p}" for p in problems)
-            )
+        raise_if_problems("NeuronEndpoint", id, problems)
 
         local_storage = family_of(instance_type) in LOCAL_STORAGE_FAMILIES
         if not Token.is_unresolved(instance_type):
@@ -331,18 +308,7 @@ class NeuronEndpoint(Construct):
         self._grant_runtime_basics(model_data)
         image_uri = image.bind(self, self.role, compat)
 
-        env = {
-            RUNTIME_ENV[name]: str(value)
-            for name, value in {
-                "max_batch_size": max_batch_size,
-                "max_delay": _ms(max_delay),
-                "max_queue_size": max_queue_size,
-                "request_timeout": _ms(request_timeout),
-                "max_request_bytes": max_request_bytes,
-            }.items()
-            if value is not None
-        }
-        env.update(environment or {})
+        env = runtime.environment() | (environment or {})
 
         self.security_groups: list[ec2.ISecurityGroup] = []
         vpc_config = None
@@ -687,7 +653,7 @@ class NeuronEndpoint(Construct):
             f"{instance_type} is provisional (no AWS specification yet), so cfn-lint's list of "
             "SageMaker instance types cannot contain it; the catalog validated it instead."
         )
-        self.endpoint_config.add_metadata("cfn-lint", {"config": {"ignore_checks": ["E3030"]}})
+        waive_cfn_lint(self.endpoint_config, "E3030", reason)
         # The CDK's own template validation reports the same enum as W3030.
         Validations.of(self.endpoint_config).acknowledge(
             Acknowledgment(id="CloudFormation-Validate::W3030", reason=reason)
@@ -793,10 +759,6 @@ class NeuronEndpoint(Construct):
         )
 
 
-def _ms(value: Duration | None) -> int | None:
-    return None if value is None else int(value.to_milliseconds())
-
-
 def _version(text: str) -> tuple[int, ...]:
     return tuple(int(p) for p in text.split(".") if p.isdigit())
 
@@ -822,7 +784,7 @@ def _validate(
     vpc_subnets: ec2.SubnetSelection | None,
     security_groups: list[ec2.ISecurityGroup] | None,
     endpoint_name: str | None,
-    runtime_values: dict[str, int | None],
+    runtime: RuntimeSettings,
 ) -> list[str]:
     """Every problem with the props, so one synthesis reports them all."""
     problems = [
@@ -864,11 +826,7 @@ def _validate(
             f"invocations_per_instance: got {invocations_per_instance}, must be >= 1. "
             "Fix: use the requests per minute one instance serves at your latency target"
         )
-    for name, value in runtime_values.items():
-        if value is not None and not Token.is_unresolved(value) and value < 1:
-            problems.append(
-                f"{name}: got {value}, must be >= 1. Fix: use 1 or more, or leave it unset"
-            )
+    problems += runtime.problems()
 
     if schedule is not None:
         for name in ("scale_down", "scale_up"):

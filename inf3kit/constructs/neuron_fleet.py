@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Mapping, Sequence
-from importlib.metadata import PackageNotFoundError, version
 from typing import Literal
 
 import jsii
@@ -25,16 +24,21 @@ from inf3kit.catalog import Catalog, load_catalog
 from inf3kit.constructs.fleet_load_balancer import FleetLoadBalancer
 from inf3kit.constructs.hardware_checks import check_instance_type, warn_if_provisional
 from inf3kit.constructs.kms_policies import allow_ebs_in_this_account
-from inf3kit.constructs.nag import acknowledge
+from inf3kit.constructs.nag import acknowledge, waive_cfn_lint
 from inf3kit.constructs.neuron_ami import NeuronAmi
+from inf3kit.constructs.runtime_install import (
+    INSTALL_DIR,
+    NEURON_PIP_INDEX,
+    default_runtime_requirements,
+)
+from inf3kit.constructs.runtime_settings import RUNTIME_VARIABLES, RuntimeSettings
+from inf3kit.constructs.validation import raise_if_problems
 
 NEURON_METRIC_NAMESPACE = "Inf3kit/Neuron"
 """CloudWatch namespace of the NeuronCore utilisation metric the fleet scales on."""
 NEURONCORE_UTILIZATION_METRIC = "NeuronCoreUtilization"
 """Average utilisation (percent) of the instance's NeuronCores, dimension AutoScalingGroupName."""
 NO_FALLBACK_WARNING_ID = "inf3kit:fleetWithoutFallback"
-NEURON_PIP_INDEX = "https://pip.repos.neuron.amazonaws.com"
-INSTALL_DIR = "/opt/inf3kit"
 
 WarmPoolState = Literal["stopped", "hibernated", "running"]
 _POOL_STATES = {
@@ -42,14 +46,6 @@ _POOL_STATES = {
     "hibernated": autoscaling.PoolState.HIBERNATED,
     "running": autoscaling.PoolState.RUNNING,
 }
-
-
-def _default_runtime_requirements() -> tuple[str, ...]:
-    try:
-        pinned = f"inf3kit[serve]=={version('inf3kit')}"
-    except PackageNotFoundError:  # a source tree without installation
-        pinned = "inf3kit[serve]"
-    return (pinned, "torch-neuronx")
 
 
 ROOT_DISKS = r"""$(lsblk -lnspo NAME "$(findmnt -nvo SOURCE /)" | tr '\n' ' ')"""
@@ -104,7 +100,8 @@ class NeuronFleet(Construct):
         desired_capacity: int | None = None,
         machine_image: ec2.IMachineImage | None = None,
         port: int = 8080,
-        serving_environment: Mapping[str, str] | None = None,
+        runtime: RuntimeSettings | None = None,
+        extra_environment: Mapping[str, str] | None = None,
         runtime_requirements: Sequence[str] | None = None,
         pip_extra_index_url: str | None = NEURON_PIP_INDEX,
         runtime_wheel_bucket: s3.IBucket | None = None,
@@ -142,8 +139,11 @@ class NeuronFleet(Construct):
         :param machine_image: the AMI. Default: the Neuron DLAMI of the compatibility matrix
             for these types (`NeuronAmi`), read from its public SSM parameter at deploy time.
         :param port: the runtime port. Default: 8080.
-        :param serving_environment: INF3KIT_* settings for the server (docs/runtime.md).
-            Default: none, the runtime's own defaults.
+        :param runtime: batching, queue, deadline and body limit of the inf3kit runtime, set as
+            its INF3KIT_* variables. Default: the runtime's own defaults.
+        :param extra_environment: more server variables: NEURON_* (Neuron runtime) and the
+            INF3KIT_* settings without a typed prop, such as INF3KIT_LOG_LEVEL
+            (docs/runtime.md). Default: none.
         :param runtime_requirements: what pip installs on boot. Default: `inf3kit[serve]` at
             this library's version, plus `torch-neuronx`.
         :param pip_extra_index_url: extra pip index. Default: the AWS Neuron repository (for
@@ -192,10 +192,11 @@ class NeuronFleet(Construct):
         catalog = catalog or load_catalog()
         drain = drain or Duration.seconds(30)
         startup_timeout = startup_timeout or Duration.minutes(20)
+        runtime = runtime or RuntimeSettings()
         requirements = (
             tuple(runtime_requirements)
             if runtime_requirements is not None
-            else _default_runtime_requirements()
+            else default_runtime_requirements()
         )
         problems = _validate(
             instance_types=instance_types,
@@ -213,11 +214,11 @@ class NeuronFleet(Construct):
             certificate=certificate,
             runtime_wheel=(runtime_wheel_bucket, runtime_wheel_key),
             imds_hop_limit=imds_hop_limit,
-            serving_environment=serving_environment or {},
+            runtime=runtime,
+            extra_environment=extra_environment or {},
             catalog=catalog,
         )
-        if problems:
-            raise ValueError(f"NeuronFleet {id}: " + "; ".join(problems))
+        raise_if_problems("NeuronFleet", id, problems)
         types = list(instance_types)
         self.instance_types: tuple[str, ...] = tuple(types)
         self._warn_about_capacity(types, catalog)
@@ -332,7 +333,7 @@ class NeuronFleet(Construct):
             port=port,
             drain=drain,
             startup_timeout=startup_timeout,
-            serving_environment=serving_environment or {},
+            serving_environment=runtime.environment() | dict(extra_environment or {}),
             requirements=requirements,
             pip_extra_index_url=pip_extra_index_url,
             wheel=(runtime_wheel_bucket, runtime_wheel_key),
@@ -634,9 +635,12 @@ class NeuronFleet(Construct):
         if provisional and isinstance(
             resource, ec2.CfnLaunchTemplate | autoscaling.CfnAutoScalingGroup
         ):
-            # cfn-lint's instance type list only has published types; provisional ones (no AWS
-            # specification yet) are unknown to it by definition, so E3628 is waived here only.
-            resource.add_metadata("cfn-lint", {"config": {"ignore_checks": ["E3628"]}})
+            waive_cfn_lint(
+                resource,
+                "E3628",
+                f"{', '.join(provisional)}: cfn-lint's instance type list only has published "
+                "types; provisional ones (no AWS specification yet) are unknown to it",
+            )
 
     def _acknowledge(self, *, default_peers: bool) -> None:
         acknowledge(
@@ -684,7 +688,8 @@ def _validate(
     certificate: acm.ICertificate | None,
     runtime_wheel: tuple[s3.IBucket | None, str | None],
     imds_hop_limit: int,
-    serving_environment: Mapping[str, str],
+    runtime: RuntimeSettings,
+    extra_environment: Mapping[str, str],
     catalog: Catalog,
 ) -> list[str]:
     problems: list[str] = []
@@ -789,10 +794,17 @@ def _validate(
             f"imds_hop_limit {imds_hop_limit} is not allowed. Fix: use 1 (host only) or 2 "
             "(containers on the host need instance credentials)"
         )
-    bad_env = sorted(k for k in serving_environment if not k.startswith(("INF3KIT_", "NEURON_")))
+    problems += runtime.problems()
+    bad_env = sorted(k for k in extra_environment if not k.startswith(("INF3KIT_", "NEURON_")))
     if bad_env:
         problems.append(
-            f"serving_environment keys {', '.join(map(repr, bad_env))} are not runtime settings. "
+            f"extra_environment keys {', '.join(map(repr, bad_env))} are not runtime settings. "
             "Fix: use INF3KIT_* or NEURON_* variables (docs/runtime.md)"
+        )
+    typed = sorted(k for k in extra_environment if k in RUNTIME_VARIABLES)
+    if typed:
+        problems.append(
+            f"extra_environment keys {', '.join(map(repr, typed))} are typed props. "
+            "Fix: set them with runtime=RuntimeSettings(...)"
         )
     return problems

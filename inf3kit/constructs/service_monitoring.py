@@ -27,6 +27,7 @@ from constructs import Construct, IConstruct
 
 from inf3kit.constructs.neuron_endpoint import NeuronEndpoint
 from inf3kit.constructs.neuron_fleet import NeuronFleet
+from inf3kit.constructs.validation import raise_if_problems
 
 # Defaults, in one place, as docs/monitoring.md describes them.
 DEFAULT_LATENCY_P99_THRESHOLD = Duration.seconds(1)
@@ -115,11 +116,7 @@ class ServiceMonitoring(Construct):
             grace=grace,
             dashboard_name=dashboard_name,
         )
-        if problems:
-            count = f"{len(problems)} problem{'s' if len(problems) != 1 else ''}"
-            raise ValueError(
-                f"ServiceMonitoring {id}: {count}\n" + "\n".join(f"  - {p}" for p in problems)
-            )
+        raise_if_problems("ServiceMonitoring", id, problems)
 
         self.endpoint = endpoint
         self.fleet = fleet

@@ -14,6 +14,7 @@ from inf3kit.constructs.neuron_endpoint import (
     ScaleDownSchedule,
 )
 from inf3kit.spec import EndpointSpec
+from inf3kit.stacks.serving import runtime_settings
 
 if TYPE_CHECKING:
     from inf3kit.stacks.service import ServiceStack
@@ -21,7 +22,6 @@ if TYPE_CHECKING:
 
 def add_endpoint(stack: ServiceStack, endpoint: EndpointSpec) -> NeuronEndpoint:
     """The SageMaker endpoint, named after the stack so `inf3kit invoke --endpoint` is obvious."""
-    serving = stack.loaded.spec.serving
     scaling, rollout = endpoint.scaling, endpoint.rollout
     schedule = scaling.schedule
     neuron = NeuronEndpoint(
@@ -31,11 +31,7 @@ def add_endpoint(stack: ServiceStack, endpoint: EndpointSpec) -> NeuronEndpoint:
         model_data=stack.bundle,
         image=_image(endpoint.image),
         endpoint_name=stack.stack_name,
-        max_batch_size=serving.max_batch_size,
-        max_delay=Duration.millis(serving.max_delay_ms),  # whole ms: the spec takes an int
-        max_queue_size=serving.max_queue_size,
-        request_timeout=Duration.millis(serving.request_timeout_ms),
-        max_request_bytes=serving.max_request_bytes,
+        runtime=runtime_settings(stack.loaded.spec.serving),
         key=stack.artifacts.key,
         vpc=stack.vpc,
         initial_instances=endpoint.instances.initial,

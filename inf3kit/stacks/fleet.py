@@ -10,6 +10,7 @@ from aws_cdk import aws_ec2 as ec2
 
 from inf3kit.constructs import FixedImage, NeuronAmi, NeuronAmiPipeline, NeuronFleet
 from inf3kit.spec import FleetSpec
+from inf3kit.stacks.serving import runtime_settings
 
 if TYPE_CHECKING:
     from inf3kit.stacks.service import ServiceStack
@@ -33,17 +34,7 @@ def add_fleet(stack: ServiceStack, fleet: FleetSpec) -> NeuronFleet:
         desired_capacity=fleet.capacity.desired,
         machine_image=_machine_image(stack, fleet),
         port=serving.port,
-        serving_environment={
-            "INF3KIT_MAX_DELAY_MS": str(serving.max_delay_ms),
-            "INF3KIT_QUEUE_SIZE": str(serving.max_queue_size),
-            "INF3KIT_REQUEST_TIMEOUT_MS": str(serving.request_timeout_ms),
-            "INF3KIT_MAX_BODY_BYTES": str(serving.max_request_bytes),
-        }
-        | (
-            {}
-            if serving.max_batch_size is None
-            else {"INF3KIT_MAX_BATCH_SIZE": str(serving.max_batch_size)}
-        ),
+        runtime=runtime_settings(serving),
         spot_percent=fleet.spot_percent,
         warm_pool_min_size=fleet.warm_pool.min_size if fleet.warm_pool else None,
         warm_pool_state=fleet.warm_pool.state if fleet.warm_pool else "stopped",

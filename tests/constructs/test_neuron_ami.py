@@ -56,7 +56,8 @@ def test_fails_when_types_need_different_dlamis() -> None:
     with pytest.raises(ValueError) as info:
         NeuronAmi(stack, "Ami", instance_types=["inf1.xlarge", "inf2.xlarge"])
     assert str(info.value) == (
-        "NeuronAmi Ami: instance types 'inf1.xlarge', 'inf2.xlarge' need different DLAMIs "
+        "NeuronAmi Ami: 1 problem\n"
+        "  - instance types 'inf1.xlarge', 'inf2.xlarge' need different DLAMIs "
         "(inf1.xlarge -> /aws/service/neuron/dlami/base/ubuntu-22.04/latest/image_id; "
         "inf2.xlarge -> /aws/service/neuron/dlami/base/ubuntu-24.04/latest/image_id), but a group "
         "boots one image. Fix: split them into one fleet per DLAMI, or give parameter_name"
@@ -68,7 +69,8 @@ def test_fails_when_the_family_has_no_neuron_support_entry() -> None:
     with pytest.raises(ValueError) as info:
         NeuronAmi(stack, "Ami", instance_types=["g5.xlarge"])
     assert str(info.value).startswith(
-        "NeuronAmi Ami: instance family 'g5' (from 'g5.xlarge') has no Neuron support entry; "
+        "NeuronAmi Ami: 1 problem\n"
+        "  - instance family 'g5' (from 'g5.xlarge') has no Neuron support entry; "
     )
 
 
@@ -77,7 +79,8 @@ def test_fails_when_parameter_name_is_not_a_path() -> None:
     with pytest.raises(ValueError) as info:
         NeuronAmi(stack, "Ami", parameter_name="inf3kit-ami")
     assert str(info.value) == (
-        "NeuronAmi Ami: parameter_name 'inf3kit-ami' must be an SSM parameter path starting "
+        "NeuronAmi Ami: 1 problem\n"
+        "  - parameter_name 'inf3kit-ami' must be an SSM parameter path starting "
         "with '/'. Fix: e.g. '/inf3kit/ami/latest'"
     )
 
@@ -338,11 +341,13 @@ def test_fails_when_every_prop_is_wrong_at_once() -> None:
             schedule="weekly",
             test_timeout_minutes=5,
         )
-    assert str(info.value).split("; ") == [
-        "NeuronAmiPipeline Pipeline: build_instance_type: instance type 'g5.xlarge' has no "
+    lines = str(info.value).split("\n")
+    assert lines[0] == "NeuronAmiPipeline Pipeline: 6 problems"
+    assert [line.removeprefix("  - ") for line in lines[1:]] == [
+        "build_instance_type: instance type 'g5.xlarge' has no "
         "Neuron accelerator (nvidia-a10g). Fix: build on an EC2 Neuron type such as "
         "'inf2.xlarge' (the image tests need a Neuron device)",
-        "inf1 needs Neuron 1.x (Neuron 1.x (torch-neuron)",
+        "inf1 needs Neuron 1.x (Neuron 1.x (torch-neuron); "
         "Neuron 2.x does not target Inferentia1), but neuron_sdk is '2.27.1'. Fix: boot inf1 "
         "from its DLAMI (NeuronAmi) instead of a baked image, or drop it",
         "parent_image 'ubuntu' is not an AMI id, an Image Builder image ARN or an SSM "
@@ -362,7 +367,8 @@ def test_fails_when_the_neuron_release_is_unknown() -> None:
     with pytest.raises(ValueError) as info:
         NeuronAmiPipeline(stack, "Pipeline", neuron_sdk="2.30.0")
     assert str(info.value) == (
-        "NeuronAmiPipeline Pipeline: neuron_sdk '2.30.0' has no known package versions (known: "
+        "NeuronAmiPipeline Pipeline: 1 problem\n"
+        "  - neuron_sdk '2.30.0' has no known package versions (known: "
         "2.27.1). Fix: pass neuron_packages= with the versions from that release's 'Release "
         "Content' page, or use a known release"
     )
@@ -380,10 +386,12 @@ def test_fails_when_the_pinned_release_is_too_old_for_inf3() -> None:
             runtime_wheel_key="wheels/inf3kit.whl",
         )
     assert str(info.value) == (
-        "NeuronAmiPipeline Pipeline: neuron_sdk '2.21.0' does not support inf3 (it needs at "
-        "least 2.27.0). Fix: pin a release >= 2.27.0, or drop inf3; "
-        "neuron_packages 'neuron-tools' are not Neuron apt packages. Fix: pin aws-neuronx-* "
-        "packages only (e.g. 'aws-neuronx-dkms'); runtime_wheel_bucket and runtime_wheel_key go "
+        "NeuronAmiPipeline Pipeline: 3 problems\n"
+        "  - neuron_sdk '2.21.0' does not support inf3 (it needs at "
+        "least 2.27.0). Fix: pin a release >= 2.27.0, or drop inf3\n"
+        "  - neuron_packages 'neuron-tools' are not Neuron apt packages. Fix: pin aws-neuronx-* "
+        "packages only (e.g. 'aws-neuronx-dkms')\n"
+        "  - runtime_wheel_bucket and runtime_wheel_key go "
         "together. Fix: give both, or neither to install the runtime from PyPI"
     )
 

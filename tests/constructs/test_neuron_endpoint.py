@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import json
 import re
@@ -24,10 +25,13 @@ from inf3kit.constructs import (
     EndpointRollout,
     ModelData,
     NeuronEndpoint,
+    RuntimeSettings,
     ScaleDownSchedule,
 )
 from inf3kit.constructs.endpoint_image import requirements, stage_runtime_context
-from inf3kit.constructs.neuron_endpoint import RUNTIME_ENV, SDK_WARNING_ID
+from inf3kit.constructs.neuron_endpoint import SDK_WARNING_ID
+from inf3kit.constructs.runtime_settings import RUNTIME_VARIABLES
+from inf3kit.runtime.settings import Settings
 
 ECR_URI = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/team/ranker:1.4.2"
 
@@ -50,8 +54,7 @@ def default() -> tuple[NeuronEndpoint, Template]:
         instance_type="ml.inf2.xlarge",
         model_data=ModelData.from_bucket(bucket, "ranker/model.tar.gz"),
         vpc=vpc,
-        max_batch_size=8,
-        max_delay=Duration.millis(4),
+        runtime=RuntimeSettings(max_batch_size=8, max_delay=Duration.millis(4)),
     )
     invoker = iam.Role(stack, "Caller", assumed_by=iam.AccountRootPrincipal())
     endpoint.grant_invoke(invoker)
@@ -615,8 +618,7 @@ def test_latency_alarm_keeps_its_1s_default_whatever_the_request_timeout() -> No
         "Endpoint",
         instance_type="ml.inf2.xlarge",
         model_data=ModelData.from_bucket(bucket, "ranker/model.tar.gz"),
-        request_timeout=Duration.seconds(30),
-        max_queue_size=64,
+        runtime=RuntimeSettings(request_timeout=Duration.seconds(30), queue_size=64),
     )
     template = Template.from_stack(stack)
     template.has_resource_properties(
@@ -671,13 +673,13 @@ def test_provisional_type_warns_and_waives_the_lint_enum_check(inf3) -> None:
     )
     assert any(
         PROVISIONAL_WARNING_ID in json.dumps(w.entry.data)
-        or "ml.inf3.xlarge is provisional" in json.dumps(w.entry.data)
+        and "ml.inf3.xlarge is provisional" in json.dumps(w.entry.data)
         for w in warnings
     )
     sdk = Annotations.from_stack(stack).find_warning(
         "*", Match.string_like_regexp("Neuron SDK 2.21.0")
     )
-    assert sdk and SDK_WARNING_ID
+    assert sdk and all(SDK_WARNING_ID in json.dumps(w.entry.data) for w in sdk)
     template.has_resource(
         "AWS::SageMaker::EndpointConfig",
         {"Metadata": Match.object_like({"cfn-lint": {"config": {"ignore_checks": ["E3030"]}}})},
@@ -711,16 +713,21 @@ def test_every_ga_sagemaker_neuron_type_is_known_to_cfn_lint() -> None:
 
 
 def test_runtime_env_names_follow_the_runtime_contract() -> None:
-    assert set(RUNTIME_ENV.values()) == {
-        "INF3KIT_MAX_BATCH_SIZE",
-        "INF3KIT_MAX_DELAY_MS",
-        "INF3KIT_QUEUE_SIZE",
-        "INF3KIT_REQUEST_TIMEOUT_MS",
-        "INF3KIT_MAX_BODY_BYTES",
-    }
+    # The runtime reads field `x` of Settings from INF3KIT_X.
+    read = {f"INF3KIT_{f.name.upper()}" for f in dataclasses.fields(Settings)}
+    assert set(RUNTIME_VARIABLES) <= read
+    every = RuntimeSettings(
+        max_batch_size=1,
+        max_delay=Duration.millis(1),
+        queue_size=1,
+        request_timeout=Duration.millis(1),
+        max_body_bytes=1024,
+    )
+    assert list(every.environment()) == list(RUNTIME_VARIABLES)
     # INF3KIT_WORKERS is not a prop: the runtime ignores it on Neuron (one replica per
     # neuron_cores_per_replica slice), and every endpoint type is Neuron.
     assert "workers" not in inspect.signature(NeuronEndpoint).parameters
+    assert "workers" not in {f.name for f in dataclasses.fields(RuntimeSettings)}
 
 
 def test_runtime_build_context_has_the_dockerfile_source_and_requirements() -> None:
@@ -878,9 +885,16 @@ def test_fails_when_invocations_target_is_zero() -> None:
 
 
 def test_fails_when_a_runtime_setting_is_zero() -> None:
-    assert problems(max_batch_size=0, max_queue_size=0) == [
-        "max_batch_size: got 0, must be >= 1. Fix: use 1 or more, or leave it unset",
-        "max_queue_size: got 0, must be >= 1. Fix: use 1 or more, or leave it unset",
+    runtime = RuntimeSettings(
+        max_batch_size=0, queue_size=0, max_body_bytes=100, request_timeout=Duration.millis(0)
+    )
+    assert problems(runtime=runtime) == [
+        "runtime.max_batch_size: got 0, must be >= 1. Fix: use 1 or more, or leave it unset",
+        "runtime.queue_size: got 0, must be >= 1. Fix: use 1 or more, or leave it unset",
+        "runtime.max_body_bytes: got 100, must be >= 1024. Fix: use 1024 or more, or leave it "
+        "unset",
+        "runtime.request_timeout: got 0 ms, must be a whole number of milliseconds >= 1. "
+        "Fix: use Duration.millis(n) with a whole n >= 1, or leave it unset",
     ]
 
 
@@ -1014,4 +1028,24 @@ def test_unresolved_tokens_are_not_validated() -> None:
         endpoint_name=cdk.CfnParameter(stack, "Name").value_as_string,
         image=EndpointImage.from_uri(cdk.CfnParameter(stack, "Image").value_as_string),
         invocations_per_instance=count,
+        runtime=RuntimeSettings(max_batch_size=count),
+    )
+    template = Template.from_stack(stack)
+    template.has_resource_properties("AWS::SageMaker::Endpoint", {"EndpointName": {"Ref": "Name"}})
+    template.has_resource_properties(
+        "AWS::SageMaker::Model",
+        {
+            "PrimaryContainer": {
+                "Image": {"Ref": "Image"},
+                "Environment": {"INF3KIT_MAX_BATCH_SIZE": {"Ref": "Target"}},
+            }
+        },
+    )
+    template.has_resource_properties(
+        "AWS::ApplicationAutoScaling::ScalingPolicy",
+        {
+            "TargetTrackingScalingPolicyConfiguration": Match.object_like(
+                {"TargetValue": {"Ref": "Target"}}
+            )
+        },
     )

@@ -12,7 +12,12 @@ from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_s3 as s3
 from aws_cdk.assertions import Annotations, Match, Template
 
-from inf3kit.constructs import NO_FALLBACK_WARNING_ID, PROVISIONAL_WARNING_ID, NeuronFleet
+from inf3kit.constructs import (
+    NO_FALLBACK_WARNING_ID,
+    PROVISIONAL_WARNING_ID,
+    NeuronFleet,
+    RuntimeSettings,
+)
 from inf3kit.constructs.neuron_fleet import data_volume_discovery
 
 CERT = "arn:aws:acm:us-east-1:111122223333:certificate/abc"
@@ -708,6 +713,27 @@ def test_metrics_and_attributes(stacks: dict[str, cdk.Stack]) -> None:
     assert fleet.warm_pool is None and fleet.group and fleet.role and fleet.target_group
 
 
+def test_runtime_settings_and_extra_environment_reach_the_server() -> None:
+    stack, vpc, bucket = _stack(cdk.App(), "Tuned")
+    _fleet(
+        stack,
+        vpc,
+        bucket,
+        runtime=RuntimeSettings(
+            max_batch_size=4, queue_size=64, request_timeout=cdk.Duration.seconds(2)
+        ),
+        extra_environment={"NEURON_RT_LOG_LEVEL": "WARN"},
+    )
+    (resource,) = Template.from_stack(stack).find_resources("AWS::EC2::LaunchTemplate").values()
+    parts = resource["Properties"]["LaunchTemplateData"]["UserData"]["Fn::Base64"]["Fn::Join"][1]
+    text = "".join(p if isinstance(p, str) else "<ref>" for p in parts)
+    assert (
+        "--env INF3KIT_GRACE_SECONDS=30 --env INF3KIT_MAX_BATCH_SIZE=4 --env INF3KIT_QUEUE_SIZE=64 "
+        "--env INF3KIT_REQUEST_TIMEOUT_MS=2000 --env NEURON_RT_LOG_LEVEL=WARN"
+    ) in text
+    assert "INF3KIT_MAX_DELAY_MS" not in text  # unset: the runtime's own default
+
+
 # --- validation ------------------------------------------------------------------------------
 
 
@@ -721,14 +747,16 @@ def _fails(**props: object) -> str:
 
 def test_fails_when_a_sagemaker_type_is_in_a_fleet() -> None:
     assert _fails(instance_types=["ml.inf2.xlarge"]) == (
-        "NeuronFleet Fleet: instance_types: 'ml.inf2.xlarge' is a SageMaker type; fleets take "
+        "NeuronFleet Fleet: 1 problem\n"
+        "  - instance_types: 'ml.inf2.xlarge' is a SageMaker type; fleets take "
         "EC2 types. Fix: use 'inf2.xlarge'"
     )
 
 
 def test_fails_when_min_is_greater_than_max() -> None:
     assert _fails(min_capacity=5, max_capacity=2) == (
-        "NeuronFleet Fleet: min_capacity (5) is greater than max_capacity (2). "
+        "NeuronFleet Fleet: 1 problem\n"
+        "  - min_capacity (5) is greater than max_capacity (2). "
         "Fix: set min_capacity <= max_capacity, e.g. max_capacity=5"
     )
 
@@ -737,7 +765,8 @@ def test_fails_when_warm_pool_meets_mixed_instances_and_spot() -> None:
     assert _fails(
         instance_types=["inf2.xlarge", "inf2.8xlarge"], spot_percent=50, warm_pool_min_size=1
     ) == (
-        "NeuronFleet Fleet: warm_pool_min_size cannot be combined with 2 instance types (a mixed "
+        "NeuronFleet Fleet: 1 problem\n"
+        "  - warm_pool_min_size cannot be combined with 2 instance types (a mixed "
         "instances policy) and spot_percent 50: AWS refuses a warm pool on such a group. Fix: drop "
         "warm_pool_min_size, or keep a single instance type with spot_percent 0"
     )
@@ -745,46 +774,51 @@ def test_fails_when_warm_pool_meets_mixed_instances_and_spot() -> None:
 
 def test_fails_when_warm_pool_meets_spot() -> None:
     assert _fails(spot_percent=20, warm_pool_min_size=1) == (
-        "NeuronFleet Fleet: warm_pool_cannot".replace(
-            "warm_pool_cannot", "warm_pool_min_size cannot"
-        )
-        + " be combined with spot_percent 20: AWS refuses a warm pool on such a group. Fix: drop "
+        "NeuronFleet Fleet: 1 problem\n"
+        "  - warm_pool_min_size cannot be combined with spot_percent 20: AWS refuses a warm pool "
+        "on such a group. Fix: drop "
         "warm_pool_min_size, or keep a single instance type with spot_percent 0"
     )
 
 
 def test_fails_when_public_without_certificate() -> None:
     assert _fails(public=True) == (
-        "NeuronFleet Fleet: public=True without a certificate would serve plain HTTP to the "
+        "NeuronFleet Fleet: 1 problem\n"
+        "  - public=True without a certificate would serve plain HTTP to the "
         "internet. Fix: pass certificate=, or keep public=False (an internal load balancer)"
     )
 
 
 def test_fails_when_types_are_unknown_gpu_or_repeated_and_lists_every_problem() -> None:
     assert _fails(instance_types=["inf2.xlarg", "g5.xlarge", "inf2.xlarge", "inf2.xlarge"]) == (
-        "NeuronFleet Fleet: instance_types: unknown instance type 'inf2.xlarg'; did you mean "
+        "NeuronFleet Fleet: 3 problems\n"
+        "  - instance_types: unknown instance type 'inf2.xlarg'; did you mean "
         "'inf2.xlarge' or 'inf2.8xlarge' or 'inf2.48xlarge'? (`inf3kit catalog` lists them). "
         "Fix: use an EC2 Neuron type such as "
-        "'inf2.xlarge'; instance_types: instance type 'g5.xlarge' has no Neuron accelerator "
-        "(nvidia-a10g). Fix: use an EC2 Neuron type such as 'inf2.xlarge'; instance_types lists "
+        "'inf2.xlarge'\n  - instance_types: instance type 'g5.xlarge' has no Neuron accelerator "
+        "(nvidia-a10g). Fix: use an EC2 Neuron type such as 'inf2.xlarge'\n"
+        "  - instance_types lists "
         "'inf2.xlarge' more than once. Fix: list each type once, in order of preference"
     )
 
 
 def test_fails_when_instance_types_is_empty_or_a_string() -> None:
     assert _fails(instance_types=[]) == (
-        "NeuronFleet Fleet: instance_types is empty. Fix: list at least one EC2 Neuron type, "
+        "NeuronFleet Fleet: 1 problem\n"
+        "  - instance_types is empty. Fix: list at least one EC2 Neuron type, "
         "e.g. ['inf2.xlarge']"
     )
     assert _fails(instance_types="inf2.xlarge") == (
-        "NeuronFleet Fleet: instance_types must be a list, got the string 'inf2.xlarge'. "
+        "NeuronFleet Fleet: 1 problem\n"
+        "  - instance_types must be a list, got the string 'inf2.xlarge'. "
         "Fix: instance_types=['inf2.xlarge']"
     )
 
 
 def test_fails_when_desired_is_outside_the_range() -> None:
     assert _fails(min_capacity=1, max_capacity=3, desired_capacity=4) == (
-        "NeuronFleet Fleet: desired_capacity (4) is outside min..max (1..3). "
+        "NeuronFleet Fleet: 1 problem\n"
+        "  - desired_capacity (4) is outside min..max (1..3). "
         "Fix: choose a value in the range, or leave it unset"
     )
 
@@ -798,13 +832,19 @@ def test_fails_when_port_startup_drain_and_targets_are_out_of_range() -> None:
         requests_per_instance=0,
         imds_hop_limit=3,
     ) == (
-        "NeuronFleet Fleet: port 80 is not allowed; the runtime runs unprivileged on 1024..65535. "
-        "Fix: use e.g. 8080; requests_per_instance 0 must be >= 1. Fix: e.g. 400, or None to turn "
-        "request scaling off; neuroncore_utilization_percent 99 must be 10..95. Fix: e.g. 70, or "
-        "None to turn NeuronCore scaling off; drain 4000 s must be 0..3600 "
+        "NeuronFleet Fleet: 6 problems\n"
+        "  - port 80 is not allowed; the runtime runs unprivileged on 1024..65535. "
+        "Fix: use e.g. 8080\n"
+        "  - requests_per_instance 0 must be >= 1. Fix: e.g. 400, or None to turn "
+        "request scaling off\n"
+        "  - neuroncore_utilization_percent 99 must be 10..95. Fix: e.g. 70, or "
+        "None to turn NeuronCore scaling off\n"
+        "  - drain 4000 s must be 0..3600 "
         "seconds (the target group's deregistration delay limit). Fix: e.g. "
-        "Duration.seconds(30); startup_timeout 7200 s must be 1..60 minutes (a rolling update "
-        "pauses at most one hour per batch). Fix: e.g. Duration.minutes(20); imds_hop_limit 3 is "
+        "Duration.seconds(30)\n"
+        "  - startup_timeout 7200 s must be 1..60 minutes (a rolling update "
+        "pauses at most one hour per batch). Fix: e.g. Duration.minutes(20)\n"
+        "  - imds_hop_limit 3 is "
         "not allowed. Fix: use 1 (host only) or 2 (containers on the host need instance "
         "credentials)"
     )
@@ -813,8 +853,19 @@ def test_fails_when_port_startup_drain_and_targets_are_out_of_range() -> None:
 def test_fails_when_runtime_wheel_is_half_given_or_env_is_not_a_runtime_setting() -> None:
     app = cdk.App()
     _, _, bucket = _stack(app, "Wheel")
-    assert _fails(runtime_wheel_bucket=bucket, serving_environment={"PATH": "/x"}) == (
-        "NeuronFleet Fleet: runtime_wheel_bucket and runtime_wheel_key go together. Fix: give "
-        "both, or neither to install the runtime from PyPI; serving_environment keys 'PATH' are "
-        "not runtime settings. Fix: use INF3KIT_* or NEURON_* variables (docs/runtime.md)"
+    assert _fails(
+        runtime_wheel_bucket=bucket,
+        extra_environment={"PATH": "/x", "INF3KIT_QUEUE_SIZE": "8"},
+        runtime=RuntimeSettings(queue_size=0, max_delay=cdk.Duration.millis(1.5)),
+    ) == (
+        "NeuronFleet Fleet: 5 problems\n"
+        "  - runtime_wheel_bucket and runtime_wheel_key go together. Fix: give "
+        "both, or neither to install the runtime from PyPI\n"
+        "  - runtime.queue_size: got 0, must be >= 1. Fix: use 1 or more, or leave it unset\n"
+        "  - runtime.max_delay: got 1.5 ms, must be a whole number of milliseconds >= 0. "
+        "Fix: use Duration.millis(n) with a whole n >= 0, or leave it unset\n"
+        "  - extra_environment keys 'PATH' are "
+        "not runtime settings. Fix: use INF3KIT_* or NEURON_* variables (docs/runtime.md)\n"
+        "  - extra_environment keys 'INF3KIT_QUEUE_SIZE' are typed props. "
+        "Fix: set them with runtime=RuntimeSettings(...)"
     )

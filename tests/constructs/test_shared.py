@@ -9,7 +9,7 @@ import pytest
 from aws_cdk import aws_iam as iam
 from aws_cdk.assertions import Match, Template
 
-from inf3kit.constructs import ModelArtifacts, ModelBundle, ServiceNetwork
+from inf3kit.constructs import ModelArtifacts, ModelBundle, ServiceNetwork, waive_cfn_lint
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +94,8 @@ def test_fails_when_bundle_path_is_a_directory(tmp_path: Path) -> None:
     with pytest.raises(ValueError) as info:
         ModelBundle(cdk.Stack(cdk.App()), "B", path=tmp_path)
     assert str(info.value) == (
-        f"ModelBundle B: path {str(tmp_path)!r} is a directory; SageMaker and fleets read one "
+        "ModelBundle B: 1 problem\n"
+        f"  - path {str(tmp_path)!r} is a directory; SageMaker and fleets read one "
         f"archive. Fix: pack it with `inf3kit bundle {tmp_path} -o model.tar.gz` and point to "
         "the archive"
     )
@@ -105,21 +106,25 @@ def test_fails_when_bundle_path_is_missing(tmp_path: Path) -> None:
     with pytest.raises(ValueError) as info:
         ModelBundle(cdk.Stack(cdk.App()), "B", path=missing)
     assert str(info.value) == (
-        f"ModelBundle B: path {str(missing)!r} does not exist. Fix: build it (`make bundle`, or "
+        "ModelBundle B: 1 problem\n"
+        f"  - path {str(missing)!r} does not exist. Fix: build it (`make bundle`, or "
         "`inf3kit compile` then `inf3kit bundle`), or give an s3:// URI"
     )
 
 
-def test_fails_when_bundle_gets_both_or_neither_location() -> None:
+def test_fails_when_bundle_gets_both_or_neither_location(tmp_path: Path) -> None:
     message = (
-        "ModelBundle B: give exactly one of `path` (a local .tar.gz) or `s3_uri` "
+        "ModelBundle B: 1 problem\n"
+        "  - give exactly one of `path` (a local .tar.gz) or `s3_uri` "
         "(s3://bucket/key.tar.gz)"
     )
+    archive = tmp_path / "x.tar.gz"
+    archive.write_bytes(b"")
     with pytest.raises(ValueError) as info:
         ModelBundle(cdk.Stack(cdk.App()), "B")
     assert str(info.value) == message
     with pytest.raises(ValueError) as info:
-        ModelBundle(cdk.Stack(cdk.App()), "B", path="x.tar.gz", s3_uri="s3://b/x.tar.gz")
+        ModelBundle(cdk.Stack(cdk.App()), "B", path=archive, s3_uri="s3://b/x.tar.gz")
     assert str(info.value) == message
 
 
@@ -149,7 +154,8 @@ def test_fails_when_bundle_uri_is_not_an_archive() -> None:
     with pytest.raises(ValueError) as info:
         ModelBundle(cdk.Stack(cdk.App()), "B", s3_uri="s3://b/model.zip")
     assert str(info.value) == (
-        "ModelBundle B: s3_uri 's3://b/model.zip' must look like s3://bucket/key.tar.gz"
+        "ModelBundle B: 1 problem\n"
+        "  - s3_uri 's3://b/model.zip' must look like s3://bucket/key.tar.gz"
     )
 
 
@@ -158,4 +164,43 @@ def test_fails_when_network_zones_are_out_of_range() -> None:
     logs = ModelArtifacts(stack, "A").access_logs
     with pytest.raises(ValueError) as info:
         ServiceNetwork(stack, "N", flow_log_bucket=logs, max_azs=9)
-    assert str(info.value) == "ServiceNetwork N: max_azs must be 1..6, got 9"
+    assert str(info.value) == "ServiceNetwork N: 1 problem\n  - max_azs must be 1..6, got 9"
+
+
+def test_fails_when_network_has_more_nat_gateways_than_zones() -> None:
+    stack = cdk.Stack(cdk.App())
+    logs = ModelArtifacts(stack, "A").access_logs
+    with pytest.raises(ValueError) as info:
+        ServiceNetwork(stack, "N", flow_log_bucket=logs, max_azs=2, nat_gateways=3)
+    assert str(info.value) == (
+        "ServiceNetwork N: 1 problem\n"
+        "  - nat_gateways: got 3, must be 0..2 (max_azs; at most one per zone). "
+        "Fix: use 1 for shared egress, max_azs for one per zone, or 0 for none"
+    )
+
+
+def test_fails_when_bundle_has_both_locations_and_a_bad_uri_and_lists_both() -> None:
+    with pytest.raises(ValueError) as info:
+        ModelBundle(cdk.Stack(cdk.App()), "B", path="x.tar.gz", s3_uri="s3://b/model.zip")
+    assert str(info.value) == (
+        "ModelBundle B: 3 problems\n"
+        "  - give exactly one of `path` (a local .tar.gz) or `s3_uri` (s3://bucket/key.tar.gz)\n"
+        "  - s3_uri 's3://b/model.zip' must look like s3://bucket/key.tar.gz\n"
+        "  - path 'x.tar.gz' does not exist. Fix: build it (`make bundle`, or `inf3kit "
+        "compile` then `inf3kit bundle`), or give an s3:// URI"
+    )
+
+
+def test_cfn_lint_waivers_merge_with_earlier_ones() -> None:
+    stack = cdk.Stack(cdk.App())
+    resource = cdk.CfnResource(stack, "R", type="AWS::SNS::Topic")
+    reason = "a reason long enough to be specific"
+    for rule in ("E3030", "E3628", "E3030"):
+        waive_cfn_lint(resource, rule, reason)
+    Template.from_stack(stack).has_resource(
+        "AWS::SNS::Topic",
+        {"Metadata": {"cfn-lint": {"config": {"ignore_checks": ["E3030", "E3628"]}}}},
+    )
+    with pytest.raises(ValueError) as info:
+        waive_cfn_lint(resource, "E1001", "because")
+    assert str(info.value) == "waiving E1001 needs a specific reason, got 'because'"
