@@ -115,3 +115,22 @@ class Spec(StrictModel):
                 "Fix: add an `endpoint:` section (SageMaker) or a `fleet:` section (EC2)"
             )
         return self
+
+    @model_validator(mode="after")
+    def _latency_alarms_below_the_deadline(self) -> Spec:
+        """At the request deadline the runtime answers 504, so an alarm there never fires."""
+        deadline = self.serving.request_timeout_ms
+        thresholds = {
+            "endpoint.rollout.latency_alarm_ms": self.endpoint.rollout.latency_alarm_ms
+            if self.endpoint
+            else None,
+            "monitoring.latency_p99_ms": self.monitoring.latency_p99_ms,
+        }
+        late = [f"{k} ({v})" for k, v in thresholds.items() if v is not None and v >= deadline]
+        if late:
+            raise ValueError(
+                f"{' and '.join(late)} must be below serving.request_timeout_ms ({deadline}): "
+                "requests that slow are answered 504 at the deadline, so the alarm could never "
+                "fire. Fix: lower the threshold, or raise serving.request_timeout_ms"
+            )
+        return self

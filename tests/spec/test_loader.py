@@ -227,3 +227,17 @@ def test_fails_when_file_is_missing(tmp_path: Path) -> None:
     assert [str(p) for p in info.value.problems] == [
         "<spec>: cannot read the file: No such file or directory"
     ]
+
+
+def test_fails_when_a_latency_alarm_is_not_below_the_request_deadline() -> None:
+    text = GOOD.replace(
+        "instance_type: ml.inf2.xlarge",
+        "instance_type: ml.inf2.xlarge\n  rollout: {latency_alarm_ms: 5000}",
+    )
+    assert problems(text + "monitoring: {latency_p99_ms: 6000}\n") == [
+        "<spec> (line 1): endpoint.rollout.latency_alarm_ms (5000) and "
+        "monitoring.latency_p99_ms (6000) must be below serving.request_timeout_ms (5000): "
+        "requests that slow are answered 504 at the deadline, so the alarm could never fire. "
+        "Fix: lower the threshold, or raise serving.request_timeout_ms"
+    ]
+    parse_spec(text.replace("5000}", "4999}"))
