@@ -10,7 +10,7 @@ from typing import Any
 
 import jsii
 import yaml
-from aws_cdk import Aws, CfnResource, Duration, Names, Size, Stack, Token
+from aws_cdk import Aws, CfnResource, Names, Size, Stack, Token
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_imagebuilder as imagebuilder
@@ -20,9 +20,10 @@ from aws_cdk import aws_sns as sns
 from constructs import Construct, IConstruct
 
 from inf3kit.catalog import Catalog, Compatibility, family_of, load_catalog, load_compatibility
+from inf3kit.constructs.buckets import log_bucket
 from inf3kit.constructs.hardware_checks import check_instance_type, warn_if_provisional
 from inf3kit.constructs.kms_policies import allow_ebs_in_this_account
-from inf3kit.constructs.nag import acknowledge, skip_checkov, waive_cfn_lint
+from inf3kit.constructs.nag import acknowledge, waive_cfn_lint
 from inf3kit.constructs.runtime_install import (
     INSTALL_DIR,
     NEURON_PIP_INDEX,
@@ -198,7 +199,15 @@ class NeuronAmiPipeline(Construct):
         )
         allow_ebs_in_this_account(self.key)
         if logs_bucket is None:
-            logs_bucket = self._logs_bucket()
+            logs_bucket = log_bucket(
+                self,
+                "Logs",
+                why_unlogged="This bucket holds only Image Builder build and test logs written by "
+                "the build instance role; give logs_bucket= to use a bucket with server access "
+                "logging.",
+                key=self.key,
+                keep_days=90,
+            )
         self.logs_bucket: s3.IBucket = logs_bucket
 
         self.role = iam.Role(
@@ -367,31 +376,6 @@ class NeuronAmiPipeline(Construct):
         self._acknowledge(logs_prefix)
 
     # --- helpers ---------------------------------------------------------------------------
-
-    def _logs_bucket(self) -> s3.Bucket:
-        bucket = s3.Bucket(
-            self,
-            "Logs",
-            encryption=s3.BucketEncryption.KMS,
-            encryption_key=self.key,
-            bucket_key_enabled=True,
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            enforce_ssl=True,
-            versioned=True,
-            lifecycle_rules=[
-                s3.LifecycleRule(
-                    expiration=Duration.days(90),
-                    noncurrent_version_expiration=Duration.days(7),
-                )
-            ],
-        )
-        reason = (
-            "This bucket holds only Image Builder build and test logs written by the build "
-            "instance role; give logs_bucket= to use a bucket with server access logging."
-        )
-        acknowledge(bucket, "AwsSolutions-S1", reason)
-        skip_checkov(bucket.node.default_child, "CKV_AWS_18", reason)  # type: ignore[arg-type]
-        return bucket
 
     def _grant(
         self, logs_prefix: str, wheel_bucket: s3.IBucket | None, wheel_key: str | None

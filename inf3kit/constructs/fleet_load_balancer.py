@@ -12,7 +12,8 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from inf3kit.constructs.nag import acknowledge, skip_checkov
+from inf3kit.constructs.buckets import log_bucket
+from inf3kit.constructs.nag import skip_checkov
 
 READINESS_PATH = "/v2/health/ready"
 LOG_PREFIX = "fleet-alb"
@@ -68,7 +69,13 @@ class FleetLoadBalancer(Construct):
                 "Deletion protection is the NeuronFleet prop deletion_protection (default off so "
                 "that deleting the stack deletes the fleet); production stacks turn it on.",
             )
-        self.access_logs_bucket = access_logs_bucket or self._log_bucket()
+        # ALB access logs only support SSE-S3, so the bucket cannot use the service's KMS key.
+        self.access_logs_bucket = access_logs_bucket or log_bucket(
+            self,
+            "AccessLogs",
+            why_unlogged="This bucket only receives load balancer access logs; logging its own S3 "
+            "access would need yet another bucket. Pass access_logs_bucket to use a logged bucket.",
+        )
         self._log_access(self.access_logs_bucket)
 
         self.target_group = elbv2.ApplicationTargetGroup(
@@ -123,25 +130,6 @@ class FleetLoadBalancer(Construct):
             "",
             ["https://" if certificate else "http://", self.load_balancer.load_balancer_dns_name],
         )
-
-    def _log_bucket(self) -> s3.Bucket:
-        """ALB access logs only support SSE-S3, so the bucket cannot use the service's KMS key."""
-        bucket = s3.Bucket(
-            self,
-            "AccessLogs",
-            encryption=s3.BucketEncryption.S3_MANAGED,
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            enforce_ssl=True,
-            versioned=True,
-            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-        )
-        reason = (
-            "This bucket only receives load balancer access logs; logging its own S3 access "
-            "would need yet another bucket. Pass access_logs_bucket to use a logged bucket."
-        )
-        acknowledge(bucket, "AwsSolutions-S1", reason)
-        skip_checkov(bucket.node.default_child, "CKV_AWS_18", reason)  # type: ignore[arg-type]
-        return bucket
 
     def _log_access(self, bucket: s3.IBucket) -> None:
         """Turn on access logs; env-agnostic stacks pick the log writer per region at deploy."""

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import RemovalPolicy
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from inf3kit.constructs.nag import acknowledge, skip_checkov
+from inf3kit.constructs.buckets import log_bucket
 
 
 class ModelArtifacts(Construct):
@@ -39,31 +39,12 @@ class ModelArtifacts(Construct):
             enable_key_rotation=True,
             removal_policy=removal_policy,
         )
-        self.access_logs = s3.Bucket(
+        self.access_logs = log_bucket(
             self,
             "AccessLogs",
-            encryption=s3.BucketEncryption.S3_MANAGED,
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            enforce_ssl=True,
-            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_PREFERRED,
+            why_unlogged="This is the server access log bucket; logging it into itself would loop.",
             removal_policy=removal_policy,
-            versioned=True,
-            lifecycle_rules=[
-                s3.LifecycleRule(
-                    expiration=Duration.days(365),
-                    noncurrent_version_expiration=Duration.days(30),
-                )
-            ],
-        )
-        skip_checkov(
-            self.access_logs.node.default_child,  # type: ignore[arg-type]
-            "CKV_AWS_18",
-            "This is the server access log bucket; logging it into itself would loop.",
-        )
-        acknowledge(
-            self.access_logs,
-            "AwsSolutions-S1",
-            "This is the server access log bucket; logging it into itself would loop.",
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_PREFERRED,
         )
         self.bucket = s3.Bucket(
             self,

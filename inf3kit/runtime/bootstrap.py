@@ -205,23 +205,16 @@ def render_env_file(config: BootstrapConfig, host: HostHardware) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_unit(config: BootstrapConfig, description: str) -> str:
-    grace = float(config.env.get("INF3KIT_GRACE_SECONDS", config.grace_seconds))
-    stop = int(grace) + 10
+def _unit(description: str, after: str, service: str) -> str:
+    """A systemd unit with the hardening and install section both inf3kit units share."""
     return f"""[Unit]
 Description={description}
 Wants=network-online.target
-After=network-online.target
+After={after}
 
 [Service]
 Type=exec
-EnvironmentFile={config.env_file}
-ExecStart={config.executable} serve
-Restart=on-failure
-RestartSec=5
-KillSignal=SIGTERM
-TimeoutStopSec={stop}
-LimitNOFILE=65536
+{service}
 NoNewPrivileges=yes
 PrivateTmp=yes
 ProtectHome=yes
@@ -230,6 +223,21 @@ ProtectSystem=full
 [Install]
 WantedBy=multi-user.target
 """
+
+
+def render_unit(config: BootstrapConfig, description: str) -> str:
+    grace = float(config.env.get("INF3KIT_GRACE_SECONDS", config.grace_seconds))
+    return _unit(
+        description,
+        "network-online.target",
+        f"""EnvironmentFile={config.env_file}
+ExecStart={config.executable} serve
+Restart=on-failure
+RestartSec=5
+KillSignal=SIGTERM
+TimeoutStopSec={int(grace) + 10}
+LimitNOFILE=65536""",
+    )
 
 
 def _systemd_quote(value: str) -> str:
@@ -240,25 +248,14 @@ def _systemd_quote(value: str) -> str:
 
 def render_metrics_unit(config: BootstrapConfig, asg_name: str) -> str:
     args = ["--asg", asg_name, *(("--region", config.region) if config.region else ())]
-    return f"""[Unit]
-Description=inf3kit NeuronCore utilisation to CloudWatch
-Wants=network-online.target
-After=network-online.target {SERVICE_NAME}.service
-
-[Service]
-Type=exec
-Environment=PATH={_METRICS_PATH}
+    return _unit(
+        "inf3kit NeuronCore utilisation to CloudWatch",
+        f"network-online.target {SERVICE_NAME}.service",
+        f"""Environment=PATH={_METRICS_PATH}
 ExecStart={config.executable} neuron-metrics {" ".join(map(_systemd_quote, args))}
 Restart=always
-RestartSec=10
-NoNewPrivileges=yes
-PrivateTmp=yes
-ProtectHome=yes
-ProtectSystem=full
-
-[Install]
-WantedBy=multi-user.target
-"""
+RestartSec=10""",
+    )
 
 
 def metrics_group(

@@ -8,6 +8,10 @@ from inf3kit.catalog import SAGEMAKER_PREFIX, Catalog, load_catalog
 from inf3kit.catalog.hardware import Platform
 
 
+ACCOUNT_PATTERN = r"^\d{12}$"
+REGION_PATTERN = r"^[a-z]{2}(-gov)?-[a-z]+-\d$"
+
+
 class StrictModel(BaseModel):
     """Every spec section refuses unknown keys, so a typo is an error rather than ignored."""
 

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from inf3kit.spec.base import StrictModel
+from inf3kit.spec.base import ACCOUNT_PATTERN, REGION_PATTERN, StrictModel
 
 _REPOSITORY = re.compile(r"^[A-Za-z0-9_.-]{1,100}/[A-Za-z0-9_.-]{1,100}$")
 _BRANCH = re.compile(r"^(?!/)(?!.*//)(?!.*\.\.)[A-Za-z0-9._/-]{1,200}(?<![/.])$")
@@ -22,8 +22,6 @@ _CONNECTION_ARN = re.compile(
     r"^arn:aws(-[a-z]+)*:(codestar-connections|codeconnections):[a-z]{2}(-gov)?-[a-z]+-\d:"
     r"\d{12}:connection/[0-9a-f-]{36}$"
 )
-_ACCOUNT = re.compile(r"^\d{12}$")
-_REGION = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
 
 
 def _repo_path(value: str, what: str) -> str:
@@ -56,8 +54,8 @@ class DeliverySpec(StrictModel):
         description="where the synth step gets inf3kit: `pypi` pins this version, `repo` "
         "installs the repository itself; default: `repo` when the repository is inf3kit",
     )
-    pipeline_account: str | None = None
-    pipeline_region: str | None = None
+    pipeline_account: str | None = Field(None, pattern=ACCOUNT_PATTERN)
+    pipeline_region: str | None = Field(None, pattern=REGION_PATTERN)
     approval: list[str] | None = Field(
         None,
         description="stages that wait for a manual approval; default: every stage but the first",
@@ -106,25 +104,6 @@ class DeliverySpec(StrictModel):
                 "Fix: give the path of this spec file, e.g. inf3kit.yaml"
             )
         return path
-
-    @field_validator("pipeline_account")
-    @classmethod
-    def _pipeline_account(cls, value: str | None) -> str | None:
-        if value is not None and not _ACCOUNT.match(value):
-            raise ValueError(
-                f"got {value!r}, which is not an AWS account id. "
-                "Fix: use the 12-digit AWS account id, quoted"
-            )
-        return value
-
-    @field_validator("pipeline_region")
-    @classmethod
-    def _pipeline_region(cls, value: str | None) -> str | None:
-        if value is not None and not _REGION.match(value):
-            raise ValueError(
-                f"got {value!r}, which is not a region code. Fix: use a region code like us-east-1"
-            )
-        return value
 
     @property
     def source(self) -> Literal["pypi", "repo"]:

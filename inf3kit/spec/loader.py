@@ -147,7 +147,9 @@ def _pattern_hint(err: ErrorDetails) -> str:
         "name": "use 2-32 lowercase letters, digits and '-', starting with a letter (DNS-safe)",
         "vpc": "write `new`, or an existing VPC id like vpc-0123456789abcdef0",
         "account": "use the 12-digit AWS account id, quoted",
+        "pipeline_account": "use the 12-digit AWS account id, quoted",
         "region": "use a region code like us-east-1",
+        "pipeline_region": "use a region code like us-east-1",
         "id": "use an AMI id like ami-0123456789abcdef0",
         "certificate_arn": "use an ACM certificate ARN (arn:aws:acm:...)",
     }

@@ -6,7 +6,7 @@ import re
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from inf3kit.spec.base import StrictModel
+from inf3kit.spec.base import ACCOUNT_PATTERN, REGION_PATTERN, StrictModel
 from inf3kit.spec.delivery import DeliverySpec, check_delivery
 from inf3kit.spec.endpoint import EndpointSpec
 from inf3kit.spec.fleet import FleetSpec
@@ -62,8 +62,8 @@ class NetworkSpec(StrictModel):
 
 
 class EnvironmentSpec(StrictModel):
-    account: str | None = Field(None, pattern=r"^\d{12}$")
-    region: str | None = Field(None, pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
+    account: str | None = Field(None, pattern=ACCOUNT_PATTERN)
+    region: str | None = Field(None, pattern=REGION_PATTERN)
 
 
 class Spec(StrictModel):

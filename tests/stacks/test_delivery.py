@@ -162,15 +162,15 @@ def test_fails_when_spec_path_is_not_yaml() -> None:
 
 def test_fails_when_pipeline_account_is_not_an_account_id() -> None:
     assert problems(BASE + "  pipeline_account: '1234'\n") == [
-        "delivery.pipeline_account (line 12): got '1234', which is not an AWS account id. "
+        "delivery.pipeline_account (line 12): got '1234', which does not match ^\\d{12}$. "
         "Fix: use the 12-digit AWS account id, quoted"
     ]
 
 
 def test_fails_when_pipeline_region_is_not_a_region() -> None:
     assert problems(BASE + "  pipeline_region: Europe\n") == [
-        "delivery.pipeline_region (line 12): got 'Europe', which is not a region code. "
-        "Fix: use a region code like us-east-1"
+        "delivery.pipeline_region (line 12): got 'Europe', which does not match "
+        "^[a-z]{2}(-gov)?-[a-z]+-\\d$. Fix: use a region code like us-east-1"
     ]
 
 
