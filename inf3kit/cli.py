@@ -18,7 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from inf3kit.catalog import CatalogError, load_catalog
-from inf3kit.spec import SpecError, load_spec
+from inf3kit.spec import LoadedSpec, SpecError, load_spec
 
 if TYPE_CHECKING:
     from inf3kit.stacks import SynthResult
@@ -35,13 +35,13 @@ err = Console(stderr=True, width=None if sys.stderr.isatty() else 140)
 SpecArg = Annotated[Path, typer.Argument(help="the deployment spec (inf3kit.yaml)")]
 
 
-def _load(spec: Path):
+def _load(spec: Path) -> LoadedSpec:
     try:
         return load_spec(spec)
     except SpecError as exc:
-        err.print(f"[bold red]{exc.source}[/]: {len(exc.problems)} problem(s)")
+        _error(exc.source, f"{len(exc.problems)} problem(s)")
         for problem in exc.problems:
-            err.print(f"  [red]-[/] {problem}", highlight=False, markup=False)
+            err.print(Text.assemble(("  - ", "red"), str(problem)), highlight=False)
         raise typer.Exit(1) from None
 
 
@@ -85,7 +85,7 @@ def _print_synth(result: SynthResult) -> None:
             table.add_row(rtype, str(count))
         console.print(table)
     for warning in result.warnings:
-        console.print(f"[yellow]warning[/] {warning}", highlight=False)
+        console.print(Text.assemble(("warning ", "yellow"), warning), highlight=False)
     for gate in result.gates:
         colour = "green" if gate.passed else ("yellow" if gate.skipped else "red")
         console.print(f"[{colour}]{gate.summary()}[/]", highlight=False)
@@ -107,7 +107,7 @@ def catalog(
         _error("catalog refused", exc)
         raise typer.Exit(1) from None
     if family is not None and family not in cat.families:
-        err.print(f"[red]unknown family {family!r}[/]; known: {', '.join(cat.families)}")
+        _error(f"unknown family {family!r}", f"known: {', '.join(cat.families)}")
         raise typer.Exit(1)
     table = Table(title="inf3kit hardware catalog")
     table.add_column("type", no_wrap=True)
@@ -222,9 +222,10 @@ def destroy(
     console.print("[green]destroyed[/]")
 
 
-def _error(what: str, exc: Exception) -> None:
-    """Print an error without reading its text as rich markup (it may contain brackets)."""
-    err.print(Text.assemble((what, "bold red"), f": {exc}"), highlight=False)
+def _error(what: str, detail: object) -> None:
+    """Print an error without reading its text as rich markup: messages from specs, files and
+    AWS may hold brackets, and rich would drop them or fail on a stray `[/]`."""
+    err.print(Text.assemble((what, "bold red"), f": {detail}"), highlight=False)
 
 
 def _run_cdk_on_aws(args: list[str], spec: Path, output: Path) -> None:
@@ -254,7 +255,7 @@ def _print_reports(reports: list) -> None:  # list[StackReport], imported lazily
                 table.add_row(rtype, str(report.deployed[rtype]), str(report.skipped[rtype] or ""))
         console.print(table)
         for key, value in report.outputs.items():
-            console.print(f"  output {key} = {value}", highlight=False)
+            console.print(f"  output {key} = {value}", highlight=False, markup=False)
         if report.skipped:
             console.print(
                 "[yellow]the emulator skipped[/] "
@@ -394,7 +395,7 @@ def compile_model(
             cores_per_replica=cores_per_replica,
         )
     except ValueError as exc:
-        err.print(f"compile failed: {exc}", highlight=False, markup=False)
+        _error("compile failed", exc)
         raise typer.Exit(1) from None
     console.print(
         f"[green]ok[/] {out}: {manifest.name} {manifest.version} + {variant.target} "
@@ -416,7 +417,7 @@ def bundle(
     try:
         manifest = pack(directory, output)
     except ValueError as exc:
-        err.print(f"bundle refused: {exc}", highlight=False, markup=False)
+        _error("bundle refused", exc)
         raise typer.Exit(1) from None
     table = Table(title=f"{manifest.name} {manifest.version} -> {output}")
     for column in ("kind", "name / target", "datatype / file", "shape / batch", "sha256"):
@@ -540,7 +541,7 @@ def bootstrap(
         )
         result = run_bootstrap(config)
     except BootstrapError as exc:
-        err.print(f"[bold red]bootstrap failed[/]: {exc}", highlight=False)
+        _error("bootstrap failed", exc)
         raise typer.Exit(1) from None
     state = "serving" if result.started else "prepared (warm pool), not started"
     console.print(f"[green]ok[/] {result.variant} in {result.model_dir}: {state}")
@@ -601,7 +602,7 @@ def neuron_metrics(
         else:
             stats, status = run_monitor(monitor_cmd, publish, period=period)
     except MonitorError as exc:
-        err.print(f"[red]neuron-metrics failed[/]: {exc}", highlight=False)
+        _error("neuron-metrics failed", exc)
         raise typer.Exit(1) from None
     err.print(
         f"{stats.reports} report(s), {stats.malformed} malformed, {stats.published} period(s) "
@@ -641,10 +642,9 @@ def invoke(
     try:
         body = input_file.read_bytes()
     except OSError as exc:
-        err.print(
-            f"[red]cannot read --input {input_file}[/]: {exc.strerror}. "
-            "Fix: pass the path of a request body file, e.g. a JSON request",
-            highlight=False,
+        _error(
+            f"cannot read --input {input_file}",
+            f"{exc.strerror}. Fix: pass the path of a request body file, e.g. a JSON request",
         )
         raise typer.Exit(2) from None
     try:
@@ -661,18 +661,18 @@ def invoke(
         code, message = error.get("Code", "?"), error.get("Message", str(exc))
         where = client.meta.region_name
         if code == "ValidationError" and "not found" in message:
-            err.print(
-                f"[red]endpoint {endpoint!r} not found in {where}[/]: {message} Fix: use the "
-                "stack's EndpointName output and the stack's region (--region)",
-                highlight=False,
+            _error(
+                f"endpoint {endpoint!r} not found in {where}",
+                f"{message} Fix: use the stack's EndpointName output and the stack's region "
+                "(--region)",
             )
         elif code == "ModelError":
-            err.print(f"[red]the model answered with an error[/]: {message}", highlight=False)
+            _error("the model answered with an error", message)
         else:
-            err.print(f"[red]invoke failed ({code})[/]: {message}", highlight=False)
+            _error(f"invoke failed ({code})", message)
         raise typer.Exit(1) from None
     except BotoCoreError as exc:
-        err.print(f"[red]invoke failed[/]: {exc}", highlight=False)
+        _error("invoke failed", exc)
         raise typer.Exit(1) from None
     err.print(
         f"[green]ok[/] {endpoint} variant {response.get('InvokedProductionVariant', '?')}: "

@@ -62,3 +62,13 @@ def test_synth_prints_stacks_warnings_and_gates(demo_bundle: Path, tmp_path: Pat
     assert "ml.inf3.xlarge is provisional" in output
     assert "cdk-nag: pass" in output and "cfn-lint: pass" in output
     assert (tmp_path / "demo.template.json").exists()
+
+
+def test_error_text_is_never_read_as_markup(tmp_path: Path) -> None:
+    """Spec values, file names and AWS messages may hold brackets; rich must print them."""
+    spec = tmp_path / "[bold]odd.yaml"
+    spec.write_text("name: '[/]x'\n")
+    result = runner.invoke(app, ["validate", str(spec)])
+    assert result.exit_code == 1
+    assert f"{spec}: 2 problem(s)" in result.output
+    assert "  - name (line 1): got '[/]x'" in result.output
