@@ -14,6 +14,7 @@ from inf3kit.deploy import LocalAws, running, stop
 
 DEMO = Path(__file__).resolve().parents[2] / "examples" / "demo.yaml"
 runner = CliRunner()
+USERS_AWS_CONFIG = "[default]\nregion = eu-north-1\n"
 
 
 @pytest.fixture(scope="module")
@@ -22,8 +23,11 @@ def deployed(
 ) -> Iterator[tuple[LocalAws, str]]:
     """Deploy once per module from an isolated folder; always stop the emulator afterwards."""
     work = tmp_path_factory.mktemp("local-deploy")
+    (work / "home" / ".aws").mkdir(parents=True)
+    (work / "home" / ".aws" / "config").write_text(USERS_AWS_CONFIG)
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(work)
+        mp.setenv("HOME", str(work / "home"))  # a stand-in for the user's home, watched below
         try:
             result = runner.invoke(app, ["deploy", str(DEMO), "--local", "-o", str(work / "out")])
             assert result.exit_code == 0, result.output
@@ -159,9 +163,12 @@ def test_fails_when_the_cdk_cli_is_missing(tmp_path: Path, monkeypatch: pytest.M
 
 
 def test_local_deploy_never_touches_the_users_aws_files(deployed: tuple[LocalAws, str]) -> None:
+    """The deploy ran with HOME pointing at a stand-in home holding an AWS config."""
     aws, _ = deployed
-    env = aws.env()
-    assert json.dumps(env).count(str(Path.home() / ".aws")) == 0
+    users_aws = Path.cwd() / "home" / ".aws"
+    assert [p.name for p in users_aws.iterdir()] == ["config"]
+    assert (users_aws / "config").read_text() == USERS_AWS_CONFIG
+    assert str(users_aws) not in json.dumps(aws.env())
 
 
 def test_fails_when_a_delivery_spec_is_deployed_locally(
