@@ -173,6 +173,42 @@ class Catalog:
         names = [n for n, t in self._types.items() if platform is None or t.platform == platform]
         return difflib.get_close_matches(name, names, n=3, cutoff=0.6)
 
+    def neuron_type_problem(
+        self, name: str, platform: Platform, *, other_place: str | None = None
+    ) -> str | None:
+        """Why `name` cannot serve on `platform` (a Neuron type of it is needed), else None.
+
+        The one check behind the spec and every construct; `other_place` names where a type of
+        the other platform belongs, for the fix.
+        """
+        is_ml = name.startswith(SAGEMAKER_PREFIX)
+        move = f", or move this type to {other_place}" if other_place else ""
+        if platform == "sagemaker" and not is_ml:
+            return (
+                f"{name!r} is an EC2 type; endpoints take SageMaker types. "
+                f"Fix: use '{SAGEMAKER_PREFIX}{name}'{move}"
+            )
+        if platform == "ec2" and is_ml:
+            return (
+                f"{name!r} is a SageMaker type; fleets take EC2 types. "
+                f"Fix: use {name.removeprefix(SAGEMAKER_PREFIX)!r}{move}"
+            )
+        if name not in self:
+            close = self.close_matches(name, platform=platform)
+            guess = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
+            return (
+                f"unknown instance type {name!r}{guess} Fix: use a type listed by "
+                "`inf3kit catalog`, or add it in a catalog override file"
+            )
+        itype = self.get(name)
+        if not itype.is_neuron:
+            example = "ml.inf2.xlarge" if platform == "sagemaker" else "inf2.xlarge"
+            return (
+                f"{name!r} is a GPU type ({itype.accelerator}), listed only as a cost baseline; "
+                f"inf3kit deploys to Neuron types. Fix: use an inf*/trn* type, e.g. {example!r}"
+            )
+        return None
+
     def types(
         self, *, family: str | None = None, platform: Platform | None = None
     ) -> list[InstanceType]:

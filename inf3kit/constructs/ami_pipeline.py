@@ -624,16 +624,14 @@ def _validate(
     known = [t for t in instance_types if not Token.is_unresolved(t)]
     for name in known:
         problems += [
-            f"instance_types: {p}. Fix: use an EC2 Neuron type such as 'inf2.xlarge'"
+            f"instance_types: {p}"
             for p in check_instance_type(name, platform="ec2", catalog=catalog)
         ]
     build_ok = not Token.is_unresolved(build_instance_type)
     if build_ok:
         found = check_instance_type(build_instance_type, platform="ec2", catalog=catalog)
         problems += [
-            f"build_instance_type: {p}. Fix: build on an EC2 Neuron type such as 'inf2.xlarge' "
-            "(the image tests need a Neuron device)"
-            for p in found
+            f"build_instance_type: {p} (the image tests need a Neuron device)" for p in found
         ]
         build_ok = not found
     if not _SEMVER.match(neuron_sdk):

@@ -17,18 +17,8 @@ def check_instance_type(
     """Problems with `instance_type` for `platform`, empty when it is a known Neuron type."""
     if Token.is_unresolved(instance_type):
         return []
-    catalog = catalog or load_catalog()
-    if instance_type not in catalog:
-        close = catalog.close_matches(instance_type, platform=platform)
-        guess = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
-        return [f"unknown instance type {instance_type!r}{guess} (`inf3kit catalog` lists them)"]
-    itype = catalog.get(instance_type)
-    if itype.platform != platform:
-        wanted = "a SageMaker 'ml.' type" if platform == "sagemaker" else "an EC2 type (no 'ml.')"
-        return [f"instance type {instance_type!r} is for {itype.platform}; expected {wanted}"]
-    if not itype.is_neuron:
-        return [f"instance type {instance_type!r} has no Neuron accelerator ({itype.accelerator})"]
-    return []
+    problem = (catalog or load_catalog()).neuron_type_problem(instance_type, platform)
+    return [problem] if problem else []
 
 
 def warn_if_provisional(scope: IConstruct, itype: InstanceType) -> None:

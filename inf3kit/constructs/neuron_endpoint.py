@@ -788,7 +788,7 @@ def _validate(
 ) -> list[str]:
     """Every problem with the props, so one synthesis reports them all."""
     problems = [
-        f"instance_type: {p}. Fix: use a Neuron SageMaker type such as 'ml.inf2.xlarge'"
+        f"instance_type: {p}"
         for p in check_instance_type(instance_type, platform="sagemaker", catalog=catalog)
     ]
     problems += image.problems(compat)

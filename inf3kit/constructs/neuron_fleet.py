@@ -710,7 +710,7 @@ def _validate(
             )
             continue
         problems += [
-            f"instance_types: {p}. Fix: use an EC2 Neuron type such as 'inf2.xlarge'"
+            f"instance_types: {p}"
             for p in check_instance_type(name, platform="ec2", catalog=catalog)
         ]
     duplicates = sorted({t for t in instance_types if list(instance_types).count(t) > 1})

@@ -344,8 +344,8 @@ def test_fails_when_every_prop_is_wrong_at_once() -> None:
     lines = str(info.value).split("\n")
     assert lines[0] == "NeuronAmiPipeline Pipeline: 6 problems"
     assert [line.removeprefix("  - ") for line in lines[1:]] == [
-        "build_instance_type: instance type 'g5.xlarge' has no "
-        "Neuron accelerator (nvidia-a10g). Fix: build on an EC2 Neuron type such as "
+        "build_instance_type: 'g5.xlarge' is a GPU type (nvidia-a10g), listed only as a cost "
+        "baseline; inf3kit deploys to Neuron types. Fix: use an inf*/trn* type, e.g. "
         "'inf2.xlarge' (the image tests need a Neuron device)",
         "inf1 needs Neuron 1.x (Neuron 1.x (torch-neuron); "
         "Neuron 2.x does not target Inferentia1), but neuron_sdk is '2.27.1'. Fix: boot inf1 "

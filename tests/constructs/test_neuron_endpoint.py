@@ -792,22 +792,23 @@ def problems(**overrides: Any) -> list[str]:
 def test_fails_when_instance_type_is_unknown() -> None:
     assert problems(instance_type="ml.inf2.xlarg") == [
         "instance_type: unknown instance type 'ml.inf2.xlarg'; did you mean 'ml.inf2.xlarge' or "
-        "'ml.inf2.8xlarge' or 'ml.inf2.48xlarge'? (`inf3kit catalog` lists them). Fix: use a "
-        "Neuron SageMaker type such as 'ml.inf2.xlarge'"
+        "'ml.inf2.8xlarge' or 'ml.inf2.48xlarge'? Fix: use a type listed by `inf3kit catalog`, "
+        "or add it in a catalog override file"
     ]
 
 
 def test_fails_when_instance_type_is_an_ec2_type() -> None:
     assert problems(instance_type="inf2.xlarge") == [
-        "instance_type: instance type 'inf2.xlarge' is for ec2; expected a SageMaker 'ml.' type. "
-        "Fix: use a Neuron SageMaker type such as 'ml.inf2.xlarge'"
+        "instance_type: 'inf2.xlarge' is an EC2 type; endpoints take SageMaker types. "
+        "Fix: use 'ml.inf2.xlarge'"
     ]
 
 
 def test_fails_when_instance_type_has_no_neuron_accelerator() -> None:
     assert problems(instance_type="ml.g5.xlarge") == [
-        "instance_type: instance type 'ml.g5.xlarge' has no Neuron accelerator (nvidia-a10g). "
-        "Fix: use a Neuron SageMaker type such as 'ml.inf2.xlarge'"
+        "instance_type: 'ml.g5.xlarge' is a GPU type (nvidia-a10g), listed only as a cost "
+        "baseline; inf3kit deploys to Neuron types. Fix: use an inf*/trn* type, e.g. "
+        "'ml.inf2.xlarge'"
     ]
 
 

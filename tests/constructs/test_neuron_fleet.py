@@ -793,10 +793,11 @@ def test_fails_when_types_are_unknown_gpu_or_repeated_and_lists_every_problem() 
     assert _fails(instance_types=["inf2.xlarg", "g5.xlarge", "inf2.xlarge", "inf2.xlarge"]) == (
         "NeuronFleet Fleet: 3 problems\n"
         "  - instance_types: unknown instance type 'inf2.xlarg'; did you mean "
-        "'inf2.xlarge' or 'inf2.8xlarge' or 'inf2.48xlarge'? (`inf3kit catalog` lists them). "
-        "Fix: use an EC2 Neuron type such as "
-        "'inf2.xlarge'\n  - instance_types: instance type 'g5.xlarge' has no Neuron accelerator "
-        "(nvidia-a10g). Fix: use an EC2 Neuron type such as 'inf2.xlarge'\n"
+        "'inf2.xlarge' or 'inf2.8xlarge' or 'inf2.48xlarge'? Fix: use a type listed by "
+        "`inf3kit catalog`, or add it in a catalog override file\n"
+        "  - instance_types: 'g5.xlarge' is a GPU type (nvidia-a10g), listed only as a cost "
+        "baseline; inf3kit deploys to Neuron types. Fix: use an inf*/trn* type, e.g. "
+        "'inf2.xlarge'\n"
         "  - instance_types lists "
         "'inf2.xlarge' more than once. Fix: list each type once, in order of preference"
     )

@@ -92,7 +92,7 @@ def test_fails_when_instance_type_is_unknown() -> None:
     assert problems(GOOD.replace("ml.inf2.xlarge", "ml.inf2.xlarg")) == [
         "endpoint.instance_type (line 5): unknown instance type 'ml.inf2.xlarg'; did you mean "
         "'ml.inf2.xlarge' or 'ml.inf2.8xlarge' or 'ml.inf2.48xlarge'? Fix: use a type listed by "
-        "`inf3kit catalog`, or add it in a catalog override file (spec key `catalog`)"
+        "`inf3kit catalog`, or add it in a catalog override file"
     ]
 
 
