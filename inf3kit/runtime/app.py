@@ -25,7 +25,7 @@ from inf3kit.runtime.batcher import Batcher, DeadlineExceeded, QueueFull
 from inf3kit.runtime.datatypes import NUMPY_DTYPES, triton_type
 from inf3kit.runtime.hardware import HostHardware
 from inf3kit.runtime.loader import LoadedModel, load_model
-from inf3kit.runtime.metrics import Metrics
+from inf3kit.runtime.metrics import FAILURE_REASONS, Metrics
 from inf3kit.runtime.protocol import (
     RequestError,
     Schema,
@@ -45,15 +45,6 @@ Send = Callable[[Message], Awaitable[None]]
 
 JSON = b"application/json"
 _WORKER_JOIN_S = 5.0  # longest shutdown waits for busy workers, all together, within the grace
-_REASONS = {
-    400: "bad_request",
-    404: "not_found",
-    413: "too_large",
-    415: "unsupported_media_type",
-    429: "queue_full",
-    503: "unavailable",
-    504: "timeout",
-}
 
 
 class State(enum.Enum):
@@ -86,6 +77,14 @@ class InferenceApp:
         self._unpack_dir: Path | None = None
         self._drain_started: float | None = None
         self._timeout_s = settings.request_timeout_ms / 1000
+        self._routes: dict[str, Callable[[], tuple[int, bytes, bytes]]] = {
+            "/ping": self._ping,
+            "/v2/health/ready": self._ready,
+            "/v2/health/live": lambda: (200, b"", JSON),
+            "/metrics": self._render_metrics,
+            "/v2": self._server_metadata,
+            "/v2/repository/index": self._repository_index,
+        }
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -128,6 +127,7 @@ class InferenceApp:
         manifest, batch = model.manifest, model.variant.batch_size
         self._model = model
         self._metrics = Metrics(manifest.name)
+        self._metrics.inflight.set_function(lambda: self.inflight)
         self._metrics.workers.set(len(model.backends))
         self._schema = Schema(manifest, batch)
         shapes = [(s.shape, NUMPY_DTYPES[s.datatype]) for s in manifest.inputs]
@@ -159,8 +159,6 @@ class InferenceApp:
     def _remove_unpacked(self) -> None:
         if self._unpack_dir is not None:
             shutil.rmtree(self._unpack_dir, ignore_errors=True)
-        if self._model is not None and self._model.bundle is not None:
-            self._model.bundle.remove()
 
     def begin_drain(self) -> None:
         """Stop taking new inference work: readiness fails and new requests get 503."""
@@ -212,15 +210,7 @@ class InferenceApp:
             await _send_error(send, 500, "internal server error; see the server log")
 
     async def _simple_route(self, send: Send, method: str, path: str) -> None:
-        routes: dict[str, Callable[[], tuple[int, bytes, bytes]]] = {
-            "/ping": self._ping,
-            "/v2/health/ready": self._ready,
-            "/v2/health/live": lambda: (200, b"", JSON),
-            "/metrics": self._render_metrics,
-            "/v2": self._server_metadata,
-            "/v2/repository/index": self._repository_index,
-        }
-        handler = routes.get(path)
+        handler = self._routes.get(path)
         if handler is None:
             raise RequestError(404, f"no route {path!r}")
         allowed = "POST" if path == "/v2/repository/index" else "GET"
@@ -355,19 +345,17 @@ class InferenceApp:
             if metrics is not None:
                 metrics.failure["unavailable"].inc()
             raise RequestError(503, self._not_ready_message())
-        self.inflight += 1
-        metrics.inflight.inc()
+        self.inflight += 1  # also the inflight gauge (set_function in _start)
         try:
             body, content = await self._handle(scope, receive, sagemaker)
         except RequestError as exc:
-            metrics.failure[_REASONS.get(exc.status, "internal")].inc()
+            metrics.failure[FAILURE_REASONS.get(exc.status, "internal")].inc()
             raise
         except Exception:
             metrics.failure["internal"].inc()
             raise
         finally:
             self.inflight -= 1
-            metrics.inflight.dec()
         headers = [] if content is None else [(b"inference-header-content-length", b"%d" % content)]
         content_type = JSON if content is None else b"application/octet-stream"
         await _send(send, 200, body, content_type, headers)

@@ -57,11 +57,13 @@ def serve(**overrides: Any) -> int:
 
     ``overrides`` are CLI flags (``None`` means "not given") applied over INF3KIT_* variables.
     """
-    from inf3kit.runtime.settings import load_settings
+    from inf3kit.runtime.settings import LOG_LEVELS, load_settings
 
     settings = load_settings(**overrides)
+    if settings.log_level == "trace":
+        logging.addLevelName(LOG_LEVELS["trace"], "TRACE")  # uvicorn's level, unknown to logging
     logging.basicConfig(
-        level=settings.log_level.upper(),
+        level=LOG_LEVELS[settings.log_level],
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     if settings.neuron_cores and "NEURON_RT_VISIBLE_CORES" not in os.environ:

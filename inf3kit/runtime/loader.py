@@ -36,7 +36,6 @@ class LoadedModel:
     manifest: Manifest
     variant: Variant
     backends: tuple[Backend, ...]
-    host: HostHardware
     bundle: Bundle | None = None
     """The opened bundle; if ``bundle.temporary``, the caller removes it (``bundle.remove()``)."""
 
@@ -125,4 +124,4 @@ def _load(bundle: Bundle, settings: Settings, host: HostHardware | None) -> Load
         variant.file,
         ", ".join(b.label for b in backends),
     )
-    return LoadedModel(manifest, variant, tuple(backends), host, bundle)
+    return LoadedModel(manifest, variant, tuple(backends), bundle)

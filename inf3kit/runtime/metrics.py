@@ -12,10 +12,16 @@ _LATENCY_BUCKETS = (
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 )  # fmt: skip
 
-FAILURE_REASONS = (
-    "bad_request", "not_found", "too_large", "unsupported_media_type", "queue_full",
-    "unavailable", "timeout", "internal",
-)  # fmt: skip
+FAILURE_REASONS: dict[int, str] = {
+    400: "bad_request",
+    404: "not_found",
+    413: "too_large",
+    415: "unsupported_media_type",
+    429: "queue_full",
+    503: "unavailable",
+    504: "timeout",
+}
+"""The ``reason`` label of a failed request by HTTP status; any other status is ``internal``."""
 
 
 class Metrics:
@@ -69,7 +75,8 @@ class Metrics:
         self.ready = Gauge("inf3kit_ready", "1 when the model is ready to serve.", registry=r)
         self.workers = Gauge("inf3kit_workers", "Device workers serving the model.", registry=r)
         self.success = success.labels(model)
-        self.failure = {reason: failure.labels(model, reason) for reason in FAILURE_REASONS}
+        reasons = [*FAILURE_REASONS.values(), "internal"]
+        self.failure = {reason: failure.labels(model, reason) for reason in reasons}
         self.inferences = inferences.labels(model)
         self.executions = executions.labels(model)
         self.queue_seconds = queue.labels(model)

@@ -133,6 +133,8 @@ def _tensor(
         raise bad(f"input {name!r}: no 'data' and no binary_data_size parameter")
     try:
         array = from_json_data(item["data"], datatype)
+    except OverflowError:
+        raise bad(f"input {name!r}: 'data' has a value outside the {datatype} range") from None
     except (ValueError, TypeError):
         raise bad(f"input {name!r}: 'data' is not a (nested) list of {datatype} values") from None
     if array.size != count:
@@ -246,6 +248,10 @@ def parse_sagemaker(schema: Schema, body: bytes) -> InferRequest:
             raise bad(f"every instance needs input {spec.name!r}") from None
         try:
             array = from_json_data(data, spec.datatype)
+        except OverflowError:
+            raise bad(
+                f"instances for {spec.name!r} have a value outside the {spec.datatype} range"
+            ) from None
         except (ValueError, TypeError):
             raise bad(
                 f"instances for {spec.name!r} must each be a (nested) list of {spec.datatype} "
@@ -267,7 +273,7 @@ def encode_oip(
     """Encode an OIP response; return (body, JSON header length if binary tensors follow)."""
     manifest = schema.manifest
     tensors = []
-    blobs = []
+    blobs: list[bytes | memoryview] = []
     for out in request.outputs:
         spec = manifest.outputs[out.index]
         array = results[out.index]
@@ -277,9 +283,9 @@ def encode_oip(
             "shape": [request.rows, *spec.shape],
         }
         if out.binary:
-            blob = np.ascontiguousarray(array).tobytes()
-            entry["parameters"] = {"binary_data_size": len(blob)}
-            blobs.append(blob)
+            # A view of the array's memory: the one copy is the final join.
+            entry["parameters"] = {"binary_data_size": array.nbytes}
+            blobs.append(np.ascontiguousarray(array).data.cast("B"))
         else:
             entry["data"] = to_json_data(array, spec.datatype)
         tensors.append(entry)

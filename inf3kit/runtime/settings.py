@@ -6,6 +6,7 @@ CLI flags override them. Every bad value is reported with the variable or flag i
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
@@ -44,6 +45,26 @@ def _int(value: str) -> int:
     return int(value)
 
 
+def _float(value: str) -> float:
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError("expected a finite number")
+    return number
+
+
+LOG_LEVELS: dict[str, int] = {
+    "critical": 50, "error": 40, "warning": 30, "info": 20, "debug": 10, "trace": 5,
+}  # fmt: skip
+"""The levels uvicorn accepts, with their :mod:`logging` numbers (``trace`` is uvicorn's 5)."""
+
+
+def _log_level(value: str) -> str:
+    lowered = value.strip().lower()
+    if lowered not in LOG_LEVELS:
+        raise ValueError(f"expected one of {', '.join(LOG_LEVELS)}")
+    return lowered
+
+
 def _bool(value: str) -> bool:
     lowered = value.strip().lower()
     if lowered in ("1", "true", "yes", "on"):
@@ -56,16 +77,17 @@ def _bool(value: str) -> bool:
 _PARSERS: dict[str, Callable[[str], Any]] = {
     "port": _int,
     "max_batch_size": _int,
-    "max_delay_ms": float,
+    "max_delay_ms": _float,
     "queue_size": _int,
     "workers": _int,
     "torch_threads": _int,
     "neuron_cores": _int,
-    "request_timeout_ms": float,
+    "request_timeout_ms": _float,
     "max_body_bytes": _int,
-    "grace_seconds": float,
+    "grace_seconds": _float,
+    "log_level": _log_level,
     "access_log": _bool,
-    "simulated_device_ms": float,
+    "simulated_device_ms": _float,
 }
 
 _MINIMUM: dict[str, float] = {
@@ -80,6 +102,16 @@ _MINIMUM: dict[str, float] = {
     "max_body_bytes": 1024,
     "grace_seconds": 0,
     "simulated_device_ms": 0,
+}
+
+
+_MS_MAXIMUM = 3_600_000  # an hour: beyond it a delay or deadline is a typo, and huge
+# values overflow the thread waits they feed (threading.Condition.wait)
+_MAXIMUM: dict[str, int] = {
+    "max_delay_ms": _MS_MAXIMUM,
+    "request_timeout_ms": _MS_MAXIMUM,
+    "grace_seconds": 3600,
+    "simulated_device_ms": _MS_MAXIMUM,
 }
 
 
@@ -118,10 +150,21 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
     settings = Settings(**values).with_overrides(**overrides)
     for name, low in _MINIMUM.items():
         value = getattr(settings, name)
-        if value is not None and value < low:
+        if value is None:
+            continue
+        high = _MAXIMUM.get(name)
+        if isinstance(value, float) and not math.isfinite(value):  # a flag; env is parsed
+            problems.append(f"{source[name]}={value!r}: must be a finite number")
+        elif value < low:
             problems.append(f"{source[name]}={value!r}: must be >= {low:g}")
+        elif high is not None and value > high:
+            problems.append(f"{source[name]}={value!r}: must be <= {high}")
     if settings.port > 65535:
         problems.append(f"{source['port']}={settings.port!r}: must be <= 65535")
+    if settings.log_level not in LOG_LEVELS:  # a programmatic override; env is parsed
+        problems.append(
+            f"{source['log_level']}={settings.log_level!r}: must be one of {', '.join(LOG_LEVELS)}"
+        )
     if problems:
         raise ValueError("invalid runtime settings:\n  - " + "\n  - ".join(problems))
     return settings

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import json
 import struct
+from collections.abc import Sequence
+from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
-from conftest import ServerProcess
+from conftest import TINY, ServerProcess, running_server
+
+from inf3kit.runtime.commands import compile_bundle
 
 INFER = "/v2/models/sentiment/infer"
 GOOD_DATA = [0.5] * 32
@@ -130,17 +134,67 @@ CASES: list[tuple[str, str, str, bytes, dict[str, str], int, str]] = [
 ]  # fmt: skip
 
 
+INT_INFER = "/v2/models/ints/infer"
+
+
+def ints(a: Sequence[int] = (1, 2), b: Sequence[int] = (3, 4)) -> bytes:
+    tensors = [
+        {"name": "a", "datatype": "INT32", "shape": [1, 2], "data": list(a)},
+        {"name": "b", "datatype": "UINT8", "shape": [1, 2], "data": list(b)},
+    ]
+    return json.dumps({"inputs": tensors}).encode()
+
+
+def instances(a: Sequence[int] = (1, 2), b: Sequence[int] = (3, 4)) -> bytes:
+    return json.dumps({"instances": [{"a": list(a), "b": list(b)}]}).encode()
+
+
+# Integers outside the datatype's range (numpy raises OverflowError): 400, not 500.
+INT_CASES: list[tuple[str, str, str, bytes, dict[str, str], int, str]] = [
+    ("int32 too large", "POST", INT_INFER, ints(a=[2**40, 0]), {}, 400,
+     "input 'a': 'data' has a value outside the INT32 range"),
+    ("int32 too small", "POST", INT_INFER, ints(a=[-(2**31) - 1, 0]), {}, 400,
+     "input 'a': 'data' has a value outside the INT32 range"),
+    ("uint8 negative", "POST", INT_INFER, ints(b=[-1, 0]), {}, 400,
+     "input 'b': 'data' has a value outside the UINT8 range"),
+    ("uint8 too large", "POST", INT_INFER, ints(b=[256, 0]), {}, 400,
+     "input 'b': 'data' has a value outside the UINT8 range"),
+    ("sagemaker int32 too large", "POST", "/invocations", instances(a=[2**40, 0]), {}, 400,
+     "instances for 'a' have a value outside the INT32 range"),
+    ("sagemaker uint8 negative", "POST", "/invocations", instances(b=[-1, 0]), {}, 400,
+     "instances for 'b' have a value outside the UINT8 range"),
+]  # fmt: skip
+
+
 @pytest.fixture(scope="module")
 def small_body_server(demo_bundle, tmp_path_factory):  # type: ignore[no-untyped-def]
-    from conftest import running_server
-
     log = tmp_path_factory.mktemp("logs") / "bad-inputs.log"
     with running_server(demo_bundle, log, INF3KIT_MAX_BODY_BYTES="4096") as server:
         yield server
 
 
-def test_table_has_at_least_twenty_cases() -> None:
-    assert len(CASES) >= 20
+@pytest.fixture(scope="module")
+def int_server(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    out: Path = tmp_path_factory.mktemp("ints") / "bundle"
+    compile_bundle(f"{TINY}:int_sum", ["a:INT32:2", "b:UINT8:2"], out, batch_size=2, name="ints")
+    log = tmp_path_factory.mktemp("logs") / "int-inputs.log"
+    with running_server(out, log) as server:
+        yield server
+
+
+def answer(
+    server: ServerProcess, method: str, path: str, body: bytes, headers: dict[str, str]
+) -> httpx.Response:
+    headers = {"Content-Type": "application/json", **headers}
+    return httpx.request(method, server.url + path, content=body or None, headers=headers)
+
+
+def failures(server: ServerProcess, model: str, reason: str) -> float:
+    name = f'inf3kit_request_failure_total{{model="{model}",reason="{reason}"}}'
+    for line in httpx.get(server.url + "/metrics").text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[-1])
+    raise AssertionError(f"metric {name} not found")
 
 
 @pytest.mark.parametrize(
@@ -157,10 +211,39 @@ def test_bad_request_is_answered_exactly(
     status: int,
     message: str,
 ) -> None:
-    headers = {"Content-Type": "application/json", **headers}
-    r = httpx.request(method, small_body_server.url + path, content=body or None, headers=headers)
+    r = answer(small_body_server, method, path, body, headers)
     assert (r.status_code, r.json()) == (status, {"error": message})
     assert r.headers["content-type"] == "application/json"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "headers", "status", "message"),
+    [case[1:] for case in INT_CASES],
+    ids=[case[0] for case in INT_CASES],
+)
+def test_out_of_range_integer_is_answered_exactly(
+    int_server: ServerProcess,
+    method: str,
+    path: str,
+    body: bytes,
+    headers: dict[str, str],
+    status: int,
+    message: str,
+) -> None:
+    r = answer(int_server, method, path, body, headers)
+    assert (r.status_code, r.json()) == (status, {"error": message})
+    assert r.headers["content-type"] == "application/json"
+
+
+def test_int_server_still_answers_after_out_of_range_integers(int_server: ServerProcess) -> None:
+    before = failures(int_server, "ints", "bad_request")
+    for case in INT_CASES:
+        assert answer(int_server, *case[1:5]).status_code == 400
+    assert failures(int_server, "ints", "bad_request") == before + len(INT_CASES)
+    assert failures(int_server, "ints", "internal") == 0
+    r = httpx.post(int_server.url + INT_INFER, content=ints(a=[2**31 - 1, -(2**31)], b=[0, 255]))
+    assert r.status_code == 200, r.text
+    assert r.json()["outputs"][0]["data"] == [2**31 - 1, -(2**31) + 255]
 
 
 def test_body_over_limit_while_streaming(small_body_server: ServerProcess) -> None:
@@ -173,13 +256,13 @@ def test_body_over_limit_while_streaming(small_body_server: ServerProcess) -> No
 
 
 def test_server_still_answers_after_bad_requests(small_body_server: ServerProcess) -> None:
+    before = failures(small_body_server, "sentiment", "bad_request")
     for case in CASES:
-        httpx.request(
-            case[1], small_body_server.url + case[2], content=case[3] or None, headers=case[4]
-        )
+        assert answer(small_body_server, *case[1:5]).status_code == case[5], case[0]
     assert httpx.get(small_body_server.url + "/ping").status_code == 200
     r = httpx.post(small_body_server.url + INFER, content=oip())
     assert r.status_code == 200
     assert np.isclose(sum(r.json()["outputs"][0]["data"]), 1.0)
-    metrics = httpx.get(small_body_server.url + "/metrics").text
-    assert 'inf3kit_request_failure_total{model="sentiment",reason="bad_request"}' in metrics
+    # Every 400 in the table reached inference (404/405 are routing, before it), so each counts.
+    bad_requests = sum(1 for case in CASES if case[5] == 400)
+    assert failures(small_body_server, "sentiment", "bad_request") == before + bad_requests

@@ -108,10 +108,9 @@ def test_repository_index_and_metrics(demo_server: ServerProcess) -> None:
         'inf3kit_queue_duration_seconds_count{model="sentiment"}',
         'inf3kit_compute_duration_seconds_count{model="sentiment"}',
         'inf3kit_request_duration_seconds_count{model="sentiment"}',
-        'inf3kit_request_failure_total{model="sentiment",reason="bad_request"}',
-    ):
+    ):  # the server is shared, so "at least this request"; failures: test_bad_inputs.py
         line = next(line for line in text.splitlines() if line.startswith(name))
-        assert float(line.split()[-1]) >= (0 if "failure" in name else 1), line
+        assert float(line.split()[-1]) >= 1, line
 
 
 def test_multi_input_model_and_int64(multi_bundle: Path, tmp_path: Path) -> None:

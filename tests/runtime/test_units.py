@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import os
+import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import TINY
+from conftest import REPO, TINY
 
-from inf3kit.runtime import hardware
+from inf3kit.runtime import commands, hardware, server
 from inf3kit.runtime.bundle import open_bundle, pack_bundle, verify_bundle
 from inf3kit.runtime.commands import compile_bundle
 from inf3kit.runtime.compile import CompileError, parse_tensor_arg
@@ -163,6 +167,124 @@ def test_settings_problem_names_the_flag_it_came_from() -> None:
 
 def test_flag_replaces_an_unparsable_environment_value() -> None:
     assert load_settings({"INF3KIT_WORKERS": "two"}, workers=2).workers == 2
+
+
+def test_fails_when_a_float_setting_is_not_finite() -> None:
+    env = {
+        "INF3KIT_MAX_DELAY_MS": "inf",
+        "INF3KIT_REQUEST_TIMEOUT_MS": "nan",
+        "INF3KIT_GRACE_SECONDS": "-inf",
+        "INF3KIT_SIMULATED_DEVICE_MS": "NaN",
+    }
+    with pytest.raises(ValueError) as err:
+        load_settings(env)
+    assert str(err.value) == (
+        "invalid runtime settings:\n"
+        "  - INF3KIT_MAX_DELAY_MS='inf': not a valid max delay ms (expected a finite number)\n"
+        "  - INF3KIT_REQUEST_TIMEOUT_MS='nan': not a valid request timeout ms "
+        "(expected a finite number)\n"
+        "  - INF3KIT_GRACE_SECONDS='-inf': not a valid grace seconds (expected a finite number)\n"
+        "  - INF3KIT_SIMULATED_DEVICE_MS='NaN': not a valid simulated device ms "
+        "(expected a finite number)"
+    )
+
+
+def test_fails_when_a_float_flag_is_not_finite() -> None:
+    with pytest.raises(ValueError) as err:
+        load_settings({}, max_delay_ms=float("inf"), grace_seconds=float("nan"))
+    assert str(err.value) == (
+        "invalid runtime settings:\n"
+        "  - --max-delay-ms=inf: must be a finite number\n"
+        "  - --grace-seconds=nan: must be a finite number"
+    )
+
+
+def test_fails_when_a_float_setting_is_above_its_maximum() -> None:
+    env = {
+        "INF3KIT_MAX_DELAY_MS": "3600001",
+        "INF3KIT_REQUEST_TIMEOUT_MS": "1e300",
+        "INF3KIT_GRACE_SECONDS": "3601",
+        "INF3KIT_SIMULATED_DEVICE_MS": "1e20",
+    }
+    with pytest.raises(ValueError) as err:
+        load_settings(env)
+    assert str(err.value) == (
+        "invalid runtime settings:\n"
+        "  - INF3KIT_MAX_DELAY_MS=3600001.0: must be <= 3600000\n"
+        "  - INF3KIT_REQUEST_TIMEOUT_MS=1e+300: must be <= 3600000\n"
+        "  - INF3KIT_GRACE_SECONDS=3601.0: must be <= 3600\n"
+        "  - INF3KIT_SIMULATED_DEVICE_MS=1e+20: must be <= 3600000"
+    )
+    with pytest.raises(ValueError) as err:
+        load_settings({}, grace_seconds=1e9)
+    assert str(err.value) == (
+        "invalid runtime settings:\n  - --grace-seconds=1000000000.0: must be <= 3600"
+    )
+
+
+def test_float_settings_accept_their_bounds() -> None:
+    s = load_settings(
+        {"INF3KIT_MAX_DELAY_MS": "3600000", "INF3KIT_REQUEST_TIMEOUT_MS": "3.6e6"},
+        grace_seconds=3600.0,
+    )
+    assert (s.max_delay_ms, s.request_timeout_ms, s.grace_seconds) == (3.6e6, 3.6e6, 3600.0)
+
+
+def test_fails_when_the_log_level_is_unknown() -> None:
+    with pytest.raises(ValueError) as err:
+        load_settings({"INF3KIT_LOG_LEVEL": "verbose"})
+    assert str(err.value) == (
+        "invalid runtime settings:\n"
+        "  - INF3KIT_LOG_LEVEL='verbose': not a valid log level "
+        "(expected one of critical, error, warning, info, debug, trace)"
+    )
+    with pytest.raises(ValueError) as err:
+        load_settings({}, log_level="loud")
+    assert str(err.value) == (
+        "invalid runtime settings:\n"
+        "  - --log-level='loud': must be one of critical, error, warning, info, debug, trace"
+    )
+
+
+@pytest.mark.parametrize(
+    ("raw", "level", "number"),
+    [
+        ("WARNING", "warning", logging.WARNING),
+        (" debug ", "debug", logging.DEBUG),
+        ("trace", "trace", 5),
+    ],
+)
+def test_log_level_reaches_logging_and_uvicorn(
+    monkeypatch: pytest.MonkeyPatch, raw: str, level: str, number: int
+) -> None:
+    seen: dict[str, object] = {}
+    monkeypatch.setattr(logging, "basicConfig", lambda **kw: seen.update(kw))
+    monkeypatch.setattr(server, "run", lambda settings: seen.update(settings=settings) or 0)
+    monkeypatch.setenv("INF3KIT_LOG_LEVEL", raw)
+    monkeypatch.delenv("INF3KIT_NEURON_CORES", raising=False)
+    assert commands.serve() == 0
+    assert seen["level"] == number
+    assert seen["settings"].log_level == level  # type: ignore[attr-defined]  # uvicorn's name
+    assert logging.getLevelName(number) == level.upper()
+
+
+def test_module_entry_point_reports_a_bad_setting_without_traceback() -> None:
+    env = {**os.environ, "INF3KIT_MAX_DELAY_MS": "inf", "INF3KIT_GRACE_SECONDS": "1e9"}
+    result = subprocess.run(
+        [sys.executable, "-m", "inf3kit.runtime", "serve"],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert (result.returncode, result.stdout, result.stderr) == (
+        2,
+        "",
+        "inf3kit: invalid runtime settings:\n"
+        "  - INF3KIT_MAX_DELAY_MS='inf': not a valid max delay ms (expected a finite number)\n"
+        "  - INF3KIT_GRACE_SECONDS=1000000000.0: must be <= 3600\n",
+    )
 
 
 def test_logical_neuron_cores_per_device() -> None:

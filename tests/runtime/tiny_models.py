@@ -20,12 +20,23 @@ class TwoInTwoOut(nn.Module):
         return (ids.to(torch.float32) * weights).sum(dim=1, keepdim=True), ids + 1
 
 
+class IntSum(nn.Module):
+    """INT32 and UINT8 in, their INT32 sum out: integer inputs whose ranges the server checks."""
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return a + b.to(torch.int32)
+
+
 def echo() -> nn.Module:
     return Echo()
 
 
 def two_in_two_out() -> nn.Module:
     return TwoInTwoOut()
+
+
+def int_sum() -> nn.Module:
+    return IntSum()
 
 
 def not_a_module() -> str:
