@@ -8,6 +8,8 @@ reinterpreted as ``torch.bfloat16`` only inside the backend.
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Callable, Iterable
 from typing import Literal
 
 import numpy as np
@@ -68,11 +70,123 @@ def triton_type(datatype: str) -> str:
     return "TYPE_STRING" if datatype == "BYTES" else f"TYPE_{datatype}"
 
 
-def from_json_data(data: object, datatype: str) -> np.ndarray:
-    """Convert JSON tensor data (flat or nested lists) to a flat numpy array of ``datatype``."""
-    if datatype == "BF16":
-        return bf16_bits(np.asarray(data, dtype=np.float32).ravel())
-    return np.asarray(data, dtype=NUMPY_DTYPES[datatype]).ravel()
+class ValueProblem(ValueError):
+    """One tensor value the datatype cannot hold; ``str()`` names the value and its position."""
+
+
+def from_json_data(data: object, datatype: str, *, bools_possible: bool = True) -> np.ndarray:
+    """Convert JSON tensor data (flat or nested lists) to a flat numpy array of ``datatype``.
+
+    Strings, null, booleans in a numeric tensor (numbers in a BOOL tensor), fractions in an
+    integer tensor and values outside the datatype's range raise :class:`ValueProblem` with
+    the first bad position. The checks are numpy passes over the converted array; only
+    booleans need a look at the Python values (numpy reads ``true`` as 1), done solely when
+    ``bools_possible`` (the caller saw a ``true``/``false`` token in the body).
+    Ragged lists raise a plain :class:`ValueError`.
+    """
+    raw = np.asarray(data)
+    kind = raw.dtype.kind
+    if datatype == "BOOL":
+        if kind != "b":
+            _raise_first(data, raw, lambda v: type(v) is not bool, "is not a boolean")
+        return raw.ravel()
+    if kind not in "iuf" or (bools_possible and _holds_bool(data, raw.ndim)):
+        numbers = (int, float)
+        _raise_first(data, raw, lambda v: type(v) not in numbers, "is not a number")
+        # Only Python ints beyond 64 bits remain (numpy keeps them as objects): out of range.
+        _raise_first(data, raw, lambda v: not _fits_int(v, datatype), _outside(datatype))
+    return check_cast(raw, datatype, data).ravel()
+
+
+def check_cast(raw: np.ndarray, datatype: str, data: object = None) -> np.ndarray:
+    """Cast a numeric array to ``datatype``, refusing fractions for integers and overflow.
+
+    ``data`` (the nested source lists, if any) only serves to quote the offending value.
+    """
+    if datatype == "BOOL":
+        return raw.astype(np.bool_)
+    dtype = NUMPY_DTYPES[datatype]
+    if dtype.kind in "iu" and datatype != "BF16":
+        if raw.dtype.kind == "f":
+            fraction = raw != np.trunc(raw)
+            if fraction.any():
+                _raise_at(raw, data, fraction, "is not an integer")
+        if raw.size:
+            info = np.iinfo(dtype)
+            # A float bound is exact only as a power of two: max + 1, compared with >=.
+            above = (
+                (lambda a: a >= info.max + 1.0)
+                if raw.dtype.kind == "f"
+                else (lambda a: a > info.max)
+            )
+            if raw.min() < info.min or above(raw.max()):
+                _raise_at(raw, data, (raw < info.min) | above(raw), _outside(datatype))
+        return raw.astype(dtype)
+    with np.errstate(over="ignore", invalid="ignore"):
+        result = raw.astype(np.float32 if datatype == "BF16" else dtype)
+        if datatype == "BF16":
+            result = bf16_bits(result)
+            finite = np.isfinite(bf16_to_float32(result))
+        else:
+            finite = np.isfinite(result)
+    if not finite.all():
+        _raise_at(raw, data, ~finite, _outside(datatype))
+    return result
+
+
+def _outside(datatype: str) -> str:
+    return f"is outside the {datatype} range"
+
+
+def _fits_int(value: object, datatype: str) -> bool:
+    if datatype == "BOOL":
+        return False
+    dtype = NUMPY_DTYPES[datatype]
+    if dtype.kind == "f" or datatype == "BF16":
+        try:
+            float(value)  # type: ignore[arg-type]
+        except OverflowError:
+            return False
+        return True
+    info = np.iinfo(dtype)
+    return info.min <= value <= info.max  # type: ignore[operator]
+
+
+def _flat(data: object, ndim: int) -> Iterable[object]:
+    if ndim == 0:
+        return (data,)
+    flat: Iterable[object] = data  # type: ignore[assignment]
+    for _ in range(ndim - 1):
+        flat = itertools.chain.from_iterable(flat)  # type: ignore[arg-type]
+    return flat
+
+
+def _holds_bool(data: object, ndim: int) -> bool:
+    return bool in set(map(type, _flat(data, ndim)))
+
+
+def _raise_first(data: object, raw: np.ndarray, bad: Callable[[object], bool], what: str) -> None:
+    for i, value in enumerate(_flat(data, raw.ndim)):
+        if bad(value):
+            raise ValueProblem(f"value {_show(value)} at {_where(raw, i)} {what}")
+
+
+def _raise_at(raw: np.ndarray, data: object, bad: np.ndarray, what: str) -> None:
+    i = int(np.flatnonzero(bad)[0])
+    value = raw.flat[i] if data is None else list(_flat(data, raw.ndim))[i]
+    value = value.item() if isinstance(value, np.generic) else value
+    raise ValueProblem(f"value {_show(value)} at {_where(raw, i)} {what}")
+
+
+def _show(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _where(array: np.ndarray, flat_index: int) -> str:
+    if array.ndim <= 1:
+        return f"position {flat_index}"
+    return f"position {list(map(int, np.unravel_index(flat_index, array.shape)))}"
 
 
 def to_json_data(array: np.ndarray, datatype: str) -> np.ndarray:

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from inf3kit.runtime.datatypes import NUMPY_DTYPES, from_json_data, to_json_data
+from inf3kit.runtime.datatypes import NUMPY_DTYPES, ValueProblem, from_json_data, to_json_data
 from inf3kit.runtime.manifest import Manifest, TensorSpec
 
 
@@ -86,8 +86,14 @@ def _rows(schema: Schema, name: str, shape: Sequence[int], spec: TensorSpec) -> 
     return rows
 
 
+def _may_hold_bools(json_text: bytes | memoryview) -> bool:
+    """Whether a JSON text has a ``true``/``false`` token (else no per-value boolean check)."""
+    text = json_text if isinstance(json_text, bytes) else bytes(json_text)
+    return b"true" in text or b"false" in text
+
+
 def _tensor(
-    schema: Schema, item: Any, binary: memoryview, offset: int
+    schema: Schema, item: Any, binary: memoryview, offset: int, bools: bool
 ) -> tuple[int, np.ndarray, int, int]:
     """Parse one input tensor; return (index, array, rows, new binary offset)."""
     if not isinstance(item, dict):
@@ -131,10 +137,14 @@ def _tensor(
         return index, array.reshape(shape), rows, offset + size
     if "data" not in item:
         raise bad(f"input {name!r}: no 'data' and no binary_data_size parameter")
+    data = item["data"]
+    if isinstance(data, list) and len(data) not in (count, shape[0]):
+        # Checked before converting: a wrong count costs nothing however large the list.
+        raise bad(f"input {name!r}: 'data' has {len(data)} elements, shape {shape} needs {count}")
     try:
-        array = from_json_data(item["data"], datatype)
-    except OverflowError:
-        raise bad(f"input {name!r}: 'data' has a value outside the {datatype} range") from None
+        array = from_json_data(data, datatype, bools_possible=bools)
+    except ValueProblem as exc:
+        raise bad(f"input {name!r}: 'data' {exc}") from None
     except (ValueError, TypeError):
         raise bad(f"input {name!r}: 'data' is not a (nested) list of {datatype} values") from None
     if array.size != count:
@@ -179,10 +189,12 @@ def parse_oip(schema: Schema, body: bytes, header_length: int | None) -> InferRe
     request = _loads(header)
     if not isinstance(request, dict):
         raise bad("the request must be a JSON object with an 'inputs' list")
-    return _parse_request(schema, request, binary)
+    return _parse_request(schema, request, binary, _may_hold_bools(header))
 
 
-def _parse_request(schema: Schema, request: dict[str, Any], binary: memoryview) -> InferRequest:
+def _parse_request(
+    schema: Schema, request: dict[str, Any], binary: memoryview, bools: bool
+) -> InferRequest:
     inputs = request.get("inputs")
     if not isinstance(inputs, list) or not inputs:
         raise bad("the request needs a non-empty 'inputs' list")
@@ -193,7 +205,7 @@ def _parse_request(schema: Schema, request: dict[str, Any], binary: memoryview) 
     offset = 0
     rows_seen: int | None = None
     for item in inputs:
-        index, array, rows, offset = _tensor(schema, item, binary, offset)
+        index, array, rows, offset = _tensor(schema, item, binary, offset, bools)
         if arrays[index] is not None:
             raise bad(f"input {schema.input_names[index]!r} is given more than once")
         if rows_seen is not None and rows != rows_seen:
@@ -221,7 +233,7 @@ def parse_sagemaker(schema: Schema, body: bytes) -> InferRequest:
     """Parse ``/invocations`` JSON: an OIP request, ``{"instances": [...]}`` or a bare list."""
     request = _loads(body)
     if isinstance(request, dict) and "inputs" in request:
-        return _parse_request(schema, request, memoryview(b""))
+        return _parse_request(schema, request, memoryview(b""), _may_hold_bools(body))
     instances = request.get("instances") if isinstance(request, dict) else request
     if not isinstance(instances, list) or not instances:
         raise bad(
@@ -241,17 +253,16 @@ def parse_sagemaker(schema: Schema, body: bytes) -> InferRequest:
             "keyed by input name"
         )
     arrays = []
+    bools = _may_hold_bools(body)
     for spec in schema.manifest.inputs:
         try:
             data = [inst[spec.name] for inst in instances] if by_name else instances
         except (KeyError, TypeError):
             raise bad(f"every instance needs input {spec.name!r}") from None
         try:
-            array = from_json_data(data, spec.datatype)
-        except OverflowError:
-            raise bad(
-                f"instances for {spec.name!r} have a value outside the {spec.datatype} range"
-            ) from None
+            array = from_json_data(data, spec.datatype, bools_possible=bools)
+        except ValueProblem as exc:
+            raise bad(f"instances for {spec.name!r}: {exc}") from None
         except (ValueError, TypeError):
             raise bad(
                 f"instances for {spec.name!r} must each be a (nested) list of {spec.datatype} "

@@ -77,8 +77,25 @@ CASES: list[tuple[str, str, str, bytes, dict[str, str], int, str]] = [
     ("too few values", "POST", INFER, oip(data=[0.5] * 31), {}, 400,
      "input 'INPUT__0': 'data' has 31 elements, shape [1, 32] needs 32"),
     ("strings as data", "POST", INFER, oip(data=["x"] * 32), {}, 400,
-     "input 'INPUT__0': 'data' is not a (nested) list of FP32 values"),
-    ("ragged data", "POST", INFER, oip(data=[[0.5] * 16, [0.5] * 15]), {}, 400,
+     "input 'INPUT__0': 'data' value 'x' at position 0 is not a number"),
+    ("string nan", "POST", INFER, oip(data=[*GOOD_DATA[:5], "nan", *GOOD_DATA[6:]]), {}, 400,
+     "input 'INPUT__0': 'data' value 'nan' at position 5 is not a number"),
+    ("numeric string", "POST", INFER, oip(data=["0.5", *GOOD_DATA[1:]]), {}, 400,
+     "input 'INPUT__0': 'data' value '0.5' at position 0 is not a number"),
+    ("boolean among numbers", "POST", INFER, oip(data=[*GOOD_DATA[:31], True]), {}, 400,
+     "input 'INPUT__0': 'data' value True at position 31 is not a number"),
+    ("null nested", "POST", INFER, oip(shape=[2, 32], data=[GOOD_DATA, [*GOOD_DATA[:3], None,
+     *GOOD_DATA[4:]]]), {}, 400,
+     "input 'INPUT__0': 'data' value None at position [1, 3] is not a number"),
+    ("fp32 overflow", "POST", INFER, oip(data=[*GOOD_DATA[:7], -1e39, *GOOD_DATA[8:]]), {}, 400,
+     "input 'INPUT__0': 'data' value -1e+39 at position 7 is outside the FP32 range"),
+    ("sagemaker null", "POST", "/invocations", json.dumps([[None, *GOOD_DATA[1:]]]).encode(), {},
+     400, "instances for 'INPUT__0': value None at position [0, 0] is not a number"),
+    ("sagemaker boolean", "POST", "/invocations", json.dumps([GOOD_DATA, [True] * 32]).encode(),
+     {}, 400, "instances for 'INPUT__0': value True at position [1, 0] is not a number"),
+    ("sagemaker overflow", "POST", "/invocations", json.dumps([[1e300] * 32]).encode(), {}, 400,
+     "instances for 'INPUT__0': value 1e+300 at position [0, 0] is outside the FP32 range"),
+    ("ragged data", "POST", INFER, oip(shape=[2, 32], data=[GOOD_DATA, GOOD_DATA[1:]]), {}, 400,
      "input 'INPUT__0': 'data' is not a (nested) list of FP32 values"),
     ("no data", "POST", INFER, oip(data=None) .replace(b', "data": null', b""), {}, 400,
      "input 'INPUT__0': no 'data' and no binary_data_size parameter"),
@@ -152,17 +169,23 @@ def instances(a: Sequence[int] = (1, 2), b: Sequence[int] = (3, 4)) -> bytes:
 # Integers outside the datatype's range (numpy raises OverflowError): 400, not 500.
 INT_CASES: list[tuple[str, str, str, bytes, dict[str, str], int, str]] = [
     ("int32 too large", "POST", INT_INFER, ints(a=[2**40, 0]), {}, 400,
-     "input 'a': 'data' has a value outside the INT32 range"),
-    ("int32 too small", "POST", INT_INFER, ints(a=[-(2**31) - 1, 0]), {}, 400,
-     "input 'a': 'data' has a value outside the INT32 range"),
+     "input 'a': 'data' value 1099511627776 at position 0 is outside the INT32 range"),
+    ("int32 too small", "POST", INT_INFER, ints(a=[0, -(2**31) - 1]), {}, 400,
+     "input 'a': 'data' value -2147483649 at position 1 is outside the INT32 range"),
     ("uint8 negative", "POST", INT_INFER, ints(b=[-1, 0]), {}, 400,
-     "input 'b': 'data' has a value outside the UINT8 range"),
-    ("uint8 too large", "POST", INT_INFER, ints(b=[256, 0]), {}, 400,
-     "input 'b': 'data' has a value outside the UINT8 range"),
+     "input 'b': 'data' value -1 at position 0 is outside the UINT8 range"),
+    ("uint8 too large", "POST", INT_INFER, ints(b=[0, 256]), {}, 400,
+     "input 'b': 'data' value 256 at position 1 is outside the UINT8 range"),
+    ("int beyond 64 bits", "POST", INT_INFER, ints(a=[0, 2**70]), {}, 400,
+     "input 'a': 'data' value 1.1805916207174113e+21 at position 1 is outside the INT32 range"),
+    ("fraction for an integer", "POST", INT_INFER, ints(a=[1, 2.5]), {}, 400,
+     "input 'a': 'data' value 2.5 at position 1 is not an integer"),
+    ("boolean for an integer", "POST", INT_INFER, ints(b=[True, 0]), {}, 400,
+     "input 'b': 'data' value True at position 0 is not a number"),
     ("sagemaker int32 too large", "POST", "/invocations", instances(a=[2**40, 0]), {}, 400,
-     "instances for 'a' have a value outside the INT32 range"),
-    ("sagemaker uint8 negative", "POST", "/invocations", instances(b=[-1, 0]), {}, 400,
-     "instances for 'b' have a value outside the UINT8 range"),
+     "instances for 'a': value 1099511627776 at position [0, 0] is outside the INT32 range"),
+    ("sagemaker uint8 negative", "POST", "/invocations", instances(b=[0, -1]), {}, 400,
+     "instances for 'b': value -1 at position [0, 1] is outside the UINT8 range"),
 ]  # fmt: skip
 
 
@@ -244,6 +267,16 @@ def test_int_server_still_answers_after_out_of_range_integers(int_server: Server
     r = httpx.post(int_server.url + INT_INFER, content=ints(a=[2**31 - 1, -(2**31)], b=[0, 255]))
     assert r.status_code == 200, r.text
     assert r.json()["outputs"][0]["data"] == [2**31 - 1, -(2**31) + 255]
+
+
+def test_true_elsewhere_in_the_body_leaves_numbers_alone(small_body_server: ServerProcess) -> None:
+    """A ``true`` token outside the data (parameters) takes the boolean check; numbers pass."""
+    body = json.loads(oip())
+    body["outputs"] = [{"name": "OUTPUT__0", "parameters": {"binary_data": False}}]
+    body["parameters"] = {"binary_data_output": True}
+    r = httpx.post(small_body_server.url + INFER, content=json.dumps(body))
+    assert r.status_code == 200, r.text
+    assert np.isclose(sum(r.json()["outputs"][0]["data"]), 1.0)
 
 
 def test_body_over_limit_while_streaming(small_body_server: ServerProcess) -> None:
