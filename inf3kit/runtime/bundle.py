@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import posixpath
 import shutil
 import sys
 import tarfile
 import tempfile
+import zlib
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from inf3kit.runtime.manifest import MANIFEST_NAME, Manifest, ManifestError, read_manifest
 
@@ -49,7 +51,60 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _unpack(archive: Path, into: Path) -> Path:
+DEFAULT_MAX_UNPACKED_BYTES = 128 << 30
+"""What an archive may unpack to by default (INF3KIT_MAX_BUNDLE_BYTES): above the largest
+compiled models, far below what a decompression bomb asks for."""
+DEFAULT_MAX_MEMBERS = 10_000
+"""Archive members allowed by default (INF3KIT_MAX_BUNDLE_MEMBERS); a bundle has a few files."""
+
+
+@dataclass(frozen=True)
+class UnpackLimits:
+    """Bounds on what unpacking an archive may write (checked on the headers, before writing)."""
+
+    max_bytes: int = DEFAULT_MAX_UNPACKED_BYTES
+    max_members: int = DEFAULT_MAX_MEMBERS
+
+
+def _escapes(name: str) -> bool:
+    path = PurePosixPath(name)
+    return path.is_absolute() or ".." in path.parts or PureWindowsPath(name).drive != ""
+
+
+def _check_members(archive: Path, tar: tarfile.TarFile, limits: UnpackLimits) -> None:
+    """Refuse, naming the member, absolute or ``..`` paths, links out of the bundle and bombs.
+
+    Reads the headers only (a gzip stream is decompressed once to find them, never written).
+    """
+    total = 0
+    for count, member in enumerate(tar, start=1):
+        if count > limits.max_members:
+            raise ManifestError(
+                f"{archive}: more than {limits.max_members} members; a bundle holds a manifest "
+                "and its variant files (raise INF3KIT_MAX_BUNDLE_MEMBERS if this one is genuine)"
+            )
+        if _escapes(member.name):
+            raise ManifestError(
+                f"{archive}: member {member.name!r} is an absolute path or leaves the bundle "
+                "with '..'; re-create the archive with `inf3kit bundle`"
+            )
+        if member.issym() or member.islnk():
+            base = PurePosixPath(member.name).parent if member.issym() else PurePosixPath()
+            target = posixpath.normpath(str(base / member.linkname))
+            if PurePosixPath(member.linkname).is_absolute() or _escapes(target):
+                raise ManifestError(
+                    f"{archive}: link {member.name!r} -> {member.linkname!r} points outside the "
+                    "bundle; re-create the archive with `inf3kit bundle`"
+                )
+        total += member.size if member.isfile() else 0
+        if total > limits.max_bytes:
+            raise ManifestError(
+                f"{archive}: unpacks to more than {limits.max_bytes} bytes (stopped at member "
+                f"{member.name!r}); raise INF3KIT_MAX_BUNDLE_BYTES if this bundle is genuine"
+            )
+
+
+def _unpack(archive: Path, into: Path, limits: UnpackLimits) -> Path:
     if not hasattr(tarfile, "data_filter"):  # Python 3.10 before 3.10.12 (PEP 706 backport)
         raise ManifestError(
             f"{archive}: this Python ({sys.version.split()[0]}) cannot unpack archives safely "
@@ -58,19 +113,29 @@ def _unpack(archive: Path, into: Path) -> Path:
         )
     try:
         with tarfile.open(archive, "r:*") as tar:
+            _check_members(archive, tar, limits)
             tar.extractall(into, filter="data")
-    except (tarfile.TarError, OSError) as exc:
-        raise ManifestError(f"{archive}: cannot unpack the bundle archive ({exc})") from None
+    except ManifestError:
+        raise
+    except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
+        # A truncated gzip stream raises EOFError, a corrupt one zlib.error: name the archive.
+        raise ManifestError(
+            f"{archive}: cannot unpack the bundle archive ({type(exc).__name__}: {exc}); "
+            "the file is truncated or corrupt, re-create or re-download it"
+        ) from None
     return into
 
 
-def open_bundle(path: str | Path, unpack_dir: Path | None = None) -> Bundle:
+def open_bundle(
+    path: str | Path, unpack_dir: Path | None = None, limits: UnpackLimits | None = None
+) -> Bundle:
     """Open a bundle directory or archive and parse its manifest (checksums are not read yet).
 
-    An archive is unpacked into ``unpack_dir`` (the caller's, left in place on failure) or, when
-    that is ``None``, into a new temporary directory that is removed if opening fails and is
-    otherwise the caller's to remove with :meth:`Bundle.remove`.
+    An archive is unpacked, within ``limits``, into ``unpack_dir`` (the caller's, left in place
+    on failure) or, when that is ``None``, into a new temporary directory that is removed if
+    opening fails and is otherwise the caller's to remove with :meth:`Bundle.remove`.
     """
+    limits = limits or UnpackLimits()
     source = Path(path)
     if not source.exists():
         raise ManifestError(
@@ -80,11 +145,11 @@ def open_bundle(path: str | Path, unpack_dir: Path | None = None) -> Bundle:
     if not source.is_file():
         return Bundle(source, read_manifest(source))
     if unpack_dir is not None:
-        root = _unpack(source, unpack_dir)
+        root = _unpack(source, unpack_dir, limits)
         return Bundle(root, read_manifest(root))
     root = Path(tempfile.mkdtemp(prefix="inf3kit-bundle-"))
     try:
-        return Bundle(_unpack(source, root), read_manifest(root), temporary=True)
+        return Bundle(_unpack(source, root, limits), read_manifest(root), temporary=True)
     except BaseException:
         shutil.rmtree(root, ignore_errors=True)
         raise

@@ -20,7 +20,7 @@ from inf3kit.runtime.backends import (
     check_outputs,
     load_neuron,
 )
-from inf3kit.runtime.bundle import Bundle, open_bundle, verify_bundle
+from inf3kit.runtime.bundle import Bundle, UnpackLimits, open_bundle, verify_bundle
 from inf3kit.runtime.datatypes import NUMPY_DTYPES
 from inf3kit.runtime.hardware import HostHardware, probe_hardware, select_variant
 from inf3kit.runtime.manifest import Manifest, ManifestError, Variant
@@ -82,7 +82,8 @@ def load_model(
     temporary directory that is removed here when loading fails and otherwise belongs to the
     caller through :attr:`LoadedModel.bundle`.
     """
-    bundle = open_bundle(settings.model_dir, unpack_dir)
+    limits = UnpackLimits(settings.max_bundle_bytes, settings.max_bundle_members)
+    bundle = open_bundle(settings.model_dir, unpack_dir, limits)
     try:
         return _load(bundle, settings, host)
     except BaseException:
@@ -96,6 +97,31 @@ def _load(bundle: Bundle, settings: Settings, host: HostHardware | None) -> Load
     host = host or probe_hardware(settings.target, settings.neuron_cores)
     variant = select_variant(manifest, host, settings.target, settings.max_batch_size)
     path = bundle.path_of(variant.file)
+    try:
+        backends = _backends(path, manifest, variant, host, settings)
+    except ManifestError:
+        raise
+    except Exception as exc:
+        # torch's own messages rarely name the file: every load error here does.
+        raise ManifestError(
+            f"{path}: variant {variant.target}/b{variant.batch_size} failed to load or warm "
+            f"up ({type(exc).__name__}: {exc})"
+        ) from exc
+    log.info(
+        "loaded %s %s: variant %s batch %d from %s on %s",
+        manifest.name,
+        manifest.version,
+        variant.target,
+        variant.batch_size,
+        variant.file,
+        ", ".join(b.label for b in backends),
+    )
+    return LoadedModel(manifest, variant, tuple(backends), bundle)
+
+
+def _backends(
+    path: Path, manifest: Manifest, variant: Variant, host: HostHardware, settings: Settings
+) -> list[Backend]:
     backends: list[Backend]
     if settings.simulated_device_ms is not None:
         log.warning(
@@ -115,13 +141,4 @@ def _load(bundle: Bundle, settings: Settings, host: HostHardware | None) -> Load
         backends = _cpu_backends(path, manifest, settings)
     for backend in backends:
         warm_up(backend, manifest, variant.batch_size)
-    log.info(
-        "loaded %s %s: variant %s batch %d from %s on %s",
-        manifest.name,
-        manifest.version,
-        variant.target,
-        variant.batch_size,
-        variant.file,
-        ", ".join(b.label for b in backends),
-    )
-    return LoadedModel(manifest, variant, tuple(backends), bundle)
+    return backends

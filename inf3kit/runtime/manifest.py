@@ -152,8 +152,11 @@ def parse_manifest(text: str | bytes, source: str = MANIFEST_NAME) -> Manifest:
     """Parse and validate manifest JSON, raising :class:`ManifestError` listing every problem."""
     try:
         data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ManifestError(f"{source}: not valid JSON ({exc})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ManifestError(
+            f"{source}: not valid JSON ({exc}); the manifest is corrupt, re-create it with "
+            "`inf3kit compile`"
+        ) from None
     if not isinstance(data, dict):
         raise ManifestError(f"{source}: the manifest must be a JSON object")
     try:
@@ -170,7 +173,11 @@ def read_manifest(bundle_dir: Path) -> Manifest:
             f"{path}: no manifest; a bundle is a directory (or .tar.gz) with {MANIFEST_NAME} "
             "at its root, created by `inf3kit compile`"
         )
-    return parse_manifest(path.read_bytes(), str(path))
+    try:
+        text = path.read_bytes()
+    except OSError as exc:
+        raise ManifestError(f"{path}: cannot read the manifest ({exc.strerror})") from None
+    return parse_manifest(text, str(path))
 
 
 def write_manifest(bundle_dir: Path, manifest: Manifest) -> Path:

@@ -31,6 +31,8 @@ class Settings:
     neuron_cores: int | None = None
     request_timeout_ms: float = 30_000.0
     max_body_bytes: int = 32 * 1024 * 1024
+    max_bundle_bytes: int = 128 << 30
+    max_bundle_members: int = 10_000
     grace_seconds: float = 20.0
     log_level: str = "info"
     access_log: bool = False
@@ -84,6 +86,8 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "neuron_cores": _int,
     "request_timeout_ms": _float,
     "max_body_bytes": _int,
+    "max_bundle_bytes": _int,
+    "max_bundle_members": _int,
     "grace_seconds": _float,
     "log_level": _log_level,
     "access_log": _bool,
@@ -100,6 +104,8 @@ _MINIMUM: dict[str, float] = {
     "neuron_cores": 1,
     "request_timeout_ms": 1,
     "max_body_bytes": 1024,
+    "max_bundle_bytes": 1,
+    "max_bundle_members": 1,
     "grace_seconds": 0,
     "simulated_device_ms": 0,
 }

@@ -89,6 +89,20 @@ class ServerProcess:
         self._log.close()
 
 
+def refusal(bundle: Path, tmp_path: Path, **env: str) -> tuple[int, list[int], str]:
+    """Run a server on ``bundle`` until it exits; return (exit code, ready statuses, log)."""
+    server = ServerProcess(bundle, tmp_path / "server.log", **env)
+    statuses = []
+    try:
+        while server.proc.poll() is None:
+            with contextlib.suppress(httpx.HTTPError):
+                statuses.append(httpx.get(server.url + "/v2/health/ready", timeout=2).status_code)
+            time.sleep(0.02)
+        return server.proc.returncode, statuses, server.log()
+    finally:
+        server.stop()
+
+
 @contextlib.contextmanager
 def running_server(model_dir: Path, log_path: Path, **env: str) -> Iterator[ServerProcess]:
     server = ServerProcess(model_dir, log_path, **env)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import shutil
 import signal
@@ -13,7 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import ServerProcess, running_server
+from conftest import ServerProcess, refusal, running_server
 
 from inf3kit.runtime.manifest import MANIFEST_NAME
 
@@ -34,20 +33,6 @@ def metric(server: ServerProcess, name: str) -> float:
         if line.startswith(name + "{") or line.startswith(name + " "):
             return float(line.split()[-1])
     raise AssertionError(f"metric {name} not found")
-
-
-def refusal(bundle: Path, tmp_path: Path) -> tuple[int, list[int], str]:
-    """Run a server on ``bundle`` until it exits; return (exit code, ready statuses, log)."""
-    server = ServerProcess(bundle, tmp_path / "server.log")
-    statuses = []
-    try:
-        while server.proc.poll() is None:
-            with contextlib.suppress(httpx.HTTPError):
-                statuses.append(httpx.get(server.url + "/v2/health/ready", timeout=2).status_code)
-            time.sleep(0.02)
-        return server.proc.returncode, statuses, server.log()
-    finally:
-        server.stop()
 
 
 def test_fails_when_one_byte_of_a_variant_is_flipped(demo_bundle: Path, tmp_path: Path) -> None:
