@@ -1,12 +1,15 @@
 """Dynamic batching: a bounded queue shared by the event loop and one thread per device worker.
 
-The event loop only appends requests (rows of the batch dimension) to the queue. Each worker
-thread takes its next batch itself the moment its device is free: the rows at the head of the
-queue up to the compiled batch size, once that many are waiting or the oldest has waited
-``max_delay``. Taking the batch in the worker thread, not in an event-loop task, means the
-device never idles waiting for the loop, which is busy parsing and answering HTTP. The worker
-pads to the compiled shape (the device only accepts that shape), runs the batch and hands the
-rows back to the loop.
+The event loop only appends requests (rows of the batch dimension) to the queue; a request
+larger than the compiled batch is appended as consecutive parts of at most one batch each and
+reassembled in order. Each worker thread takes its next batch itself the moment its device is
+free. Batching is adaptive: when no other device is busy, a free worker takes what is queued at
+once, so at low load every request is dispatched as with a zero delay; while other devices are
+busy (there is load), it waits up to ``max_delay`` for a full batch. Requests that arrive while
+every device computes pile up, so the next free worker finds its batch filled. Taking the batch
+in the worker thread, not in an event-loop task, means the device never idles waiting for the
+loop, which is busy parsing and answering HTTP. The worker pads to the compiled shape (the
+device only accepts that shape), runs the batch and hands the rows back to the loop.
 """
 
 from __future__ import annotations
@@ -41,12 +44,14 @@ class Job:
     rows: int
     deadline: float
     future: asyncio.Future[list[np.ndarray]]
+    part: bool = False  # one of several parts of a request larger than the batch
     enqueued: float = field(default_factory=time.monotonic)
 
 
-def _expire(future: asyncio.Future[list[np.ndarray]]) -> None:
-    if not future.done():
-        future.set_exception(DeadlineExceeded())
+def _expire(futures: Sequence[asyncio.Future[list[np.ndarray]]]) -> None:
+    for future in futures:
+        if not future.done():
+            future.set_exception(DeadlineExceeded())
 
 
 class Batcher:
@@ -71,6 +76,7 @@ class Batcher:
         self._metrics = metrics
         self._pending: deque[Job] = deque()
         self._pending_rows = 0
+        self._busy = 0  # workers running a batch
         self._cond = threading.Condition()
         self._closed = False
         self._threads: list[threading.Thread] = []
@@ -108,26 +114,43 @@ class Batcher:
     ) -> list[np.ndarray]:
         """Queue one request and wait for its rows of every output.
 
-        Raises :class:`QueueFull` at once when the queue is full and :class:`DeadlineExceeded`
-        when ``timeout_s`` passes first; a request that expires while queued is never computed.
+        A request of more rows than the compiled batch is queued as consecutive parts (views,
+        not copies) whose outputs are joined in order. Raises :class:`QueueFull` at once when
+        the queue is full and :class:`DeadlineExceeded` when ``timeout_s`` passes first; a
+        request (or part) that expires while queued is never computed.
         """
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[list[np.ndarray]] = loop.create_future()
-        job = Job(inputs, rows, time.monotonic() + timeout_s, future)
+        deadline = time.monotonic() + timeout_s
+        size = self.batch_size
+        jobs = [
+            Job([a[start : start + size] for a in inputs], min(size, rows - start), deadline,
+                loop.create_future(), rows > size)
+            for start in range(0, rows, size)
+        ]  # fmt: skip
         with self._cond:
             if len(self._pending) >= self._queue_size and not self._drop_dead():
                 raise QueueFull
-            self._pending.append(job)
+            first = not self._pending
+            self._pending.extend(jobs)
             self._pending_rows += rows
-            # Wake a worker only when it has something to decide: a first request starts the
-            # delay clock, a full batch is ready. Otherwise it wakes by its own timeout.
-            if len(self._pending) == 1 or self._pending_rows >= self.batch_size:
-                self._cond.notify()
-        timer = loop.call_later(timeout_s, _expire, future)
+            # Wake a worker only when it has something to decide: a first request (it may go
+            # at once, or starts the delay clock), or a full batch.
+            if first or self._pending_rows >= size:
+                self._cond.notify(len(jobs))
+        futures = [job.future for job in jobs]
+        timer = loop.call_later(timeout_s, _expire, futures)
         try:
-            return await future
+            parts = [await future for future in futures]
         finally:
             timer.cancel()
+            for future in futures:
+                if not future.done():
+                    future.cancel()  # a failed part: the rest is never computed
+                elif not future.cancelled():
+                    future.exception()  # retrieved, so asyncio logs nothing for it
+        if len(parts) == 1:
+            return parts[0]
+        return [np.concatenate(outputs) for outputs in zip(*parts, strict=True)]
 
     def _drop_dead(self) -> bool:
         """Free the slots of queued requests that expired or were cancelled (lock held).
@@ -143,9 +166,13 @@ class Batcher:
 
     # --- worker threads ---------------------------------------------------------------------
 
-    def _take(self) -> list[Job] | None:
-        """Block until a batch is due; return its jobs in arrival order (None when closed)."""
+    def _take(self, finished: bool) -> list[Job] | None:
+        """Block until a batch is due; return its jobs in arrival order (None when closed).
+
+        ``finished``: the calling worker has just finished a batch (it is no longer busy).
+        """
         with self._cond:
+            self._busy -= finished
             while True:
                 if self._closed:
                     return None
@@ -157,8 +184,12 @@ class Batcher:
                 if not self._pending:
                     self._cond.wait()
                     continue
-                due = self._pending[0].enqueued + self._max_delay
-                if self._pending_rows < self.batch_size and now < due:
+                head = self._pending[0]
+                due = head.enqueued + self._max_delay
+                # Fill only while other devices are busy; parts of a split request never wait
+                # (their request is here in full).
+                filling = self._busy and self._pending_rows < self.batch_size and not head.part
+                if filling and now < due:
                     self._cond.wait(due - now)
                     continue
                 jobs: list[Job] = []
@@ -170,11 +201,14 @@ class Batcher:
                         jobs.append(job)
                         rows += job.rows
                 if jobs:
+                    self._busy += 1
                     return jobs
 
     def _work(self, backend: Backend) -> None:
         metrics = self._metrics
-        while (jobs := self._take()) is not None:
+        finished = False
+        while (jobs := self._take(finished)) is not None:
+            finished = True
             rows = sum(j.rows for j in jobs)
             started = time.monotonic()
             for job in jobs:

@@ -78,11 +78,9 @@ def _rows(schema: Schema, name: str, shape: Sequence[int], spec: TensorSpec) -> 
             f"{[-1, *spec.shape]} (batch dimension first)"
         )
     rows = shape[0]
-    if not 1 <= rows <= schema.max_batch_size:
-        raise bad(
-            f"input {name!r}: batch dimension {rows} is outside 1..{schema.max_batch_size} "
-            "(the model's max_batch_size); split the request"
-        )
+    if rows < 1:
+        # Above the compiled batch size is fine: the batcher splits it (the body limit bounds it).
+        raise bad(f"input {name!r}: batch dimension {rows} must be at least 1")
     return rows
 
 
@@ -241,11 +239,6 @@ def parse_sagemaker(schema: Schema, body: bytes) -> InferRequest:
             "or a non-empty JSON list of instances"
         )
     rows = len(instances)
-    if rows > schema.max_batch_size:
-        raise bad(
-            f"{rows} instances exceed the model's max_batch_size {schema.max_batch_size}; "
-            "split the request"
-        )
     by_name = isinstance(instances[0], dict)
     if not by_name and len(schema.input_names) != 1:
         raise bad(

@@ -44,7 +44,6 @@ BIN_HEADER = {
     ]
 }
 
-OUTSIDE = "is outside 1..8 (the model's max_batch_size); split the request"
 HALF_SIZE = {"inputs": [{**BIN_HEADER["inputs"][0], "parameters": {"binary_data_size": 64}}]}
 BIN_LENGTH = len(binary(BIN_HEADER, FOUR_FLOATS)[0])
 
@@ -68,10 +67,8 @@ CASES: list[tuple[str, str, str, bytes, dict[str, str], int, str]] = [
      "input 'INPUT__0': shape [1, 31] does not match the model's [-1, 32] (batch dimension first)"),
     ("missing batch dim", "POST", INFER, oip(shape=[32]), {}, 400,
      "input 'INPUT__0': shape [32] does not match the model's [-1, 32] (batch dimension first)"),
-    ("batch too large", "POST", INFER, oip(shape=[9, 32], data=GOOD_DATA * 9), {}, 400,
-     f"input 'INPUT__0': batch dimension 9 {OUTSIDE}"),
     ("zero batch", "POST", INFER, oip(shape=[0, 32], data=[]), {}, 400,
-     f"input 'INPUT__0': batch dimension 0 {OUTSIDE}"),
+     "input 'INPUT__0': batch dimension 0 must be at least 1"),
     ("shape not ints", "POST", INFER, oip(shape=[1, "32"]), {}, 400,
      "input 'INPUT__0': 'shape' must be a list of integers"),
     ("too few values", "POST", INFER, oip(data=[0.5] * 31), {}, 400,
@@ -142,9 +139,6 @@ CASES: list[tuple[str, str, str, bytes, dict[str, str], int, str]] = [
      "JSON list of instances"),
     ("sagemaker wrong instance shape", "POST", "/invocations", b"[[1, 2, 3]]", {}, 400,
      "instances for 'INPUT__0' must each have shape [32] (32 values)"),
-    ("sagemaker too many instances", "POST", "/invocations",
-     json.dumps([GOOD_DATA] * 9).encode(), {}, 400,
-     "9 instances exceed the model's max_batch_size 8; split the request"),
     ("sagemaker csv", "POST", "/invocations", b"1,2,3", {"Content-Type": "text/csv"}, 415,
      "Content-Type 'text/csv' is not supported; send application/json, or application/octet-stream "
      "with Inference-Header-Content-Length (binary tensors)"),

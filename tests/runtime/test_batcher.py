@@ -41,13 +41,19 @@ def rows(start: int, n: int) -> np.ndarray:
 
 def test_requests_are_padded_batched_and_split_back() -> None:
     async def scenario() -> tuple[list[list[np.ndarray]], Recorder]:
-        backend = Recorder()
+        gate = threading.Event()
+        backend = Recorder(gate)
         batcher = make(backend)
         batcher.start()
+        busy = asyncio.ensure_future(batcher.infer([rows(100, 1)], 1, 5.0))
+        await asyncio.to_thread(backend.entered.wait, 10)  # the worker is busy: requests queue
         sizes = [1, 2, 3, 1]
-        results = await asyncio.gather(
-            *(batcher.infer([rows(10 * i, n)], n, 5.0) for i, n in enumerate(sizes))
-        )
+        pending = [batcher.infer([rows(10 * i, n)], n, 5.0) for i, n in enumerate(sizes)]
+        waiting = asyncio.gather(*pending)
+        await asyncio.sleep(0.01)
+        gate.set()
+        results = await waiting
+        await busy
         await batcher.stop()
         return results, backend
 
@@ -55,10 +61,43 @@ def test_requests_are_padded_batched_and_split_back() -> None:
     for i, (n, result) in enumerate(zip([1, 2, 3, 1], results, strict=True)):
         np.testing.assert_array_equal(result[0], rows(10 * i, n) + 1)
     assert all(b.shape == (4, 2) for b in backend.batches)
-    # 1 + 2 fit in the first batch; 3 does not fit and is carried to the next one.
-    assert [int((b.sum(axis=1) != 0).sum()) for b in backend.batches][:1] == [3]
-    assert sum(len(b) for b in backend.batches) == 4 * len(backend.batches)
-    np.testing.assert_array_equal(backend.batches[0][3], [0, 0])
+    # 1 + 2 fit in the batch after the busy one; 3 does not fit and is carried to the next.
+    assert [int((b.sum(axis=1) != 0).sum()) for b in backend.batches] == [1, 3, 4]
+    np.testing.assert_array_equal(backend.batches[1][3], [0, 0])
+
+
+def test_a_request_larger_than_the_batch_is_split_and_joined_in_order() -> None:
+    async def scenario() -> tuple[list[list[np.ndarray]], Recorder]:
+        backend = Recorder()
+        batcher = make(backend, batch=4, delay=0)
+        batcher.start()
+        results = await asyncio.gather(
+            batcher.infer([rows(0, 10)], 10, 5.0), batcher.infer([rows(1000, 3)], 3, 5.0)
+        )
+        await batcher.stop()
+        return results, backend
+
+    results, backend = asyncio.run(scenario())
+    np.testing.assert_array_equal(results[0][0], rows(0, 10) + 1)
+    np.testing.assert_array_equal(results[1][0], rows(1000, 3) + 1)
+    assert all(b.shape == (4, 2) for b in backend.batches)
+    assert sum(int((b.sum(axis=1) != 0).sum()) for b in backend.batches) == 13
+
+
+def test_adaptive_batching_dispatches_a_lone_request_at_once() -> None:
+    """With a long delay, a request on an idle worker runs at once: nothing is waited for."""
+
+    async def scenario() -> Recorder:
+        backend = Recorder()
+        batcher = make(backend, batch=4, delay=3600.0)
+        batcher.start()
+        for i in range(3):
+            await batcher.infer([rows(i, 1)], 1, 5.0)
+        await batcher.stop()
+        return backend
+
+    backend = asyncio.run(scenario())
+    assert [b[0].tolist() for b in backend.batches] == [[0, 1], [1, 2], [2, 3]]
 
 
 def test_full_queue_and_expired_requests_are_never_computed() -> None:
