@@ -506,9 +506,9 @@ def bootstrap(
             "(default: the instance's aws:autoscaling:groupName tag)",
         ),
     ] = None,
-    signal_failure: Annotated[
+    lifecycle_hook: Annotated[
         str | None,
-        typer.Option(help="only send a FAILURE signal with this reason (user data's error trap)"),
+        typer.Option(help="the group's launch lifecycle hook to complete (warm pools)"),
     ] = None,
 ) -> None:
     """Fetch and verify the bundle, start `inf3kit serve` under systemd, signal CloudFormation."""
@@ -516,16 +516,11 @@ def bootstrap(
         BootstrapConfig,
         BootstrapError,
         bundle_from_env,
-        cfn_signal,
         parse_env,
     )
     from inf3kit.runtime.bootstrap import bootstrap as run_bootstrap
 
     try:
-        if signal_failure is not None:
-            config = BootstrapConfig(bundle="", region=region, stack=stack, resource=resource)
-            cfn_signal(config)("FAILURE", signal_failure)
-            raise typer.Exit(1)
         config = BootstrapConfig(
             bundle=bundle_from_env(bundle_uri),
             port=port,
@@ -538,6 +533,7 @@ def bootstrap(
             resource=resource,
             ready_timeout=ready_timeout,
             asg_name=asg,
+            lifecycle_hook=lifecycle_hook,
         )
         result = run_bootstrap(config)
     except BootstrapError as exc:

@@ -1,14 +1,29 @@
-"""Session-wide fixtures: the demo bundle the example specs point at, built once."""
+"""Session-wide fixtures: the demo bundle, and every example spec synthesized once.
+
+Tests that use `synthesized` share one xdist worker (group "examples"), so the examples are
+synthesized once per run rather than once per worker.
+"""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
+if TYPE_CHECKING:
+    from inf3kit.stacks import SynthResult
+
 REPO = Path(__file__).resolve().parent.parent
 DEMO_ARCHIVE = REPO / "build" / "demo" / "model.tar.gz"
+EXAMPLES = sorted((REPO / "examples").glob("*.yaml"))
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "synthesized" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("examples"))
 
 
 @pytest.fixture(scope="session")
@@ -32,3 +47,14 @@ def demo_bundle() -> Path:
         )
         pack(bundle_dir, DEMO_ARCHIVE)
     return DEMO_ARCHIVE
+
+
+@pytest.fixture(scope="session")
+def synthesized(
+    demo_bundle: Path, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, SynthResult]:
+    """Every example spec synthesized with all gates, by file stem."""
+    from inf3kit.stacks import synth
+
+    out = tmp_path_factory.mktemp("examples")
+    return {path.stem: synth(path, out / path.stem) for path in EXAMPLES}

@@ -29,9 +29,14 @@ class _Strict(BaseModel):
 class FamilySupport(_Strict):
     min_neuron_sdk: str
     sdk_line: str
-    dlami_ssm_parameter: str
+    dlami_ssm_parameter: str | None = None
+    """None when no current Neuron DLAMI supports the family."""
     source: str
     status: Literal["ga", "provisional"] = "ga"
+    fleet_refusal: str | None = None
+    """Why an inf3kit EC2 fleet cannot run on the family; None when it can."""
+    guardrails_refusal: str | None = None
+    """Why SageMaker deployment guardrails (canary, linear, rolling) do not apply, or None."""
 
 
 class ServingImage(_Strict):
@@ -72,7 +77,37 @@ class Compatibility:
             ) from None
 
     def dlami_parameter(self, instance_type: str) -> str:
-        return self.family(instance_type).dlami_ssm_parameter
+        """The public SSM parameter of the Neuron DLAMI for the type's family."""
+        support = self.family(instance_type)
+        if support.dlami_ssm_parameter is None:
+            raise ValueError(
+                f"no Neuron DLAMI supports {family_of(instance_type)!r} ({instance_type}): "
+                f"{support.fleet_refusal or support.sdk_line}. Fix: give your own AMI"
+            )
+        return support.dlami_ssm_parameter
+
+    def fleet_problem(self, instance_type: str) -> str | None:
+        """Why an inf3kit fleet cannot run on `instance_type`, with the fix; None if it can."""
+        name = family_of(instance_type)
+        support = self.data.families.get(name)
+        if support is None or support.fleet_refusal is None:
+            return None
+        runs = sorted(n for n, f in self.data.families.items() if f.fleet_refusal is None)
+        images = ", ".join(self.images_for(instance_type)) or "none"
+        return (
+            f"{instance_type}: {support.fleet_refusal}. Fix: use a family a fleet runs on "
+            f"({', '.join(runs)}), or serve {name} on a SageMaker endpoint (images: {images})"
+        )
+
+    def guardrails_problem(self, instance_type: str, strategy: str) -> str | None:
+        """Why `strategy` cannot roll out on `instance_type`, with the fix; None if it can."""
+        support = self.data.families.get(family_of(instance_type))
+        if strategy == "all_at_once" or support is None or support.guardrails_refusal is None:
+            return None
+        return (
+            f"{strategy} on {instance_type}: {support.guardrails_refusal}. "
+            "Fix: use strategy all_at_once, which is what SageMaker would do anyway"
+        )
 
     def images_for(self, instance_type: str) -> list[str]:
         fam = family_of(instance_type)

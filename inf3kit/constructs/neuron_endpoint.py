@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Protocol
 
 from aws_cdk import (
     Acknowledgment,
@@ -42,6 +42,7 @@ from inf3kit.constructs.hardware_checks import check_instance_type, warn_if_prov
 from inf3kit.constructs.nag import acknowledge, skip_checkov, waive_cfn_lint
 from inf3kit.constructs.runtime_settings import RuntimeSettings
 from inf3kit.constructs.validation import raise_if_problems
+from inf3kit.rules import RolloutStrategy, default_rollout_strategy, rollout_capacity_problems
 
 VARIANT_NAME = "AllTraffic"
 """The one production variant. Deployment guardrails and autoscaling address the variant by
@@ -105,7 +106,7 @@ class EndpointRollout:
     never doubles the fleet, which matters when accelerator capacity is scarce.
     """
 
-    strategy: Literal["all_at_once", "canary", "linear", "rolling"] = "canary"
+    strategy: RolloutStrategy = "canary"
     canary_percent: int = 10
     linear_step_percent: int = 20
     rolling_batch_percent: int = 25
@@ -226,13 +227,18 @@ class NeuronEndpoint(Construct):
             inf3kit runtime, which reads its model from /opt/ml/model and needs no network).
         :param initial_instances: Default: `min_instances`.
         :param min_instances: autoscaling floor. Default: 1.
-        :param max_instances: autoscaling ceiling. Default: 2.
+        :param max_instances: autoscaling ceiling. Default: 2. With `max_instances` equal to
+            `min_instances` and no `scale_down_schedule` the endpoint is not registered for
+            autoscaling at all, which is also step one of changing the instance type of an
+            autoscaled endpoint (docs/endpoint.md).
         :param invocations_per_instance: target tracking target, invocations per instance per
             minute. Default: 500; measure yours with the benchmarks.
         :param scale_in_cooldown: Default: 5 minutes (Neuron instances are slow to replace).
         :param scale_out_cooldown: Default: 1 minute.
         :param scale_down_schedule: Default: none, capacity follows traffic only.
-        :param rollout: Default: blue/green canary, 10% of capacity, 10 minutes bake time.
+        :param rollout: Default: blue/green canary, 10% of capacity, 10 minutes bake time,
+            when `min_instances` is 2 or more; blue/green all at once (baked, rolled back on
+            alarms) below that, since a share of one instance is the whole fleet.
         :param latency_threshold: p99 ModelLatency above this for 3 minutes trips the latency
             rollback alarm. Default: 1 second. Keep it below `runtime.request_timeout`: the runtime
             answers 504 at that deadline, so latency never exceeds it and an alarm at or above
@@ -254,7 +260,7 @@ class NeuronEndpoint(Construct):
         catalog = catalog or load_catalog()
         compat = compatibility or load_compatibility()
         image = image or EndpointImage.runtime()
-        rollout = rollout or EndpointRollout.canary()
+        rollout = rollout or EndpointRollout(strategy=default_rollout_strategy(min_instances))
         runtime = runtime or RuntimeSettings()
         initial = initial_instances if initial_instances is not None else min_instances
         problems = _validate(
@@ -313,6 +319,7 @@ class NeuronEndpoint(Construct):
         self.security_groups: list[ec2.ISecurityGroup] = []
         vpc_config = None
         if vpc is not None:
+            self._grant_vpc_access(vpc)
             self.security_groups = security_groups or [self._security_group(vpc)]
             selection = vpc_subnets or ec2.SubnetSelection(
                 subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS
@@ -398,10 +405,22 @@ class NeuronEndpoint(Construct):
             endpoint_name=self.endpoint_name,
             endpoint_config_name=self.endpoint_config.attr_endpoint_config_name,
             deployment_config=self._deployment_config(rollout, startup_timeout, download_timeout),
+            # An update keeps the instance count autoscaling chose (else every rollout starts
+            # the new fleet at `initial_instances`, at peak too); captured-data settings still
+            # follow the new config.
+            retain_all_variant_properties=True,
+            exclude_retained_variant_properties=[
+                sagemaker.CfnEndpoint.VariantPropertyProperty(
+                    variant_property_type="DataCaptureConfig"
+                )
+            ],
         )
         self.endpoint.node.add_dependency(self.log_group)
         self.endpoint_arn: str = self.endpoint.ref
 
+        self.scalable_target: appscaling.ScalableTarget | None = None
+        if min_instances == max_instances and scale_down_schedule is None:
+            return
         self.scalable_target = appscaling.ScalableTarget(
             self,
             "Scaling",
@@ -517,14 +536,7 @@ class NeuronEndpoint(Construct):
                     principals=[iam.ServicePrincipal(f"logs.{stack.region}.amazonaws.com")],
                     resources=["*"],
                     conditions={
-                        "ArnEquals": {
-                            "kms:EncryptionContext:aws:logs:arn": stack.format_arn(
-                                service="logs",
-                                resource="log-group",
-                                resource_name=self._log_group_name(),
-                                arn_format=ArnFormat.COLON_RESOURCE_NAME,
-                            )
-                        }
+                        "ArnEquals": {"kms:EncryptionContext:aws:logs:arn": self._log_group_arn()}
                     },
                 )
             )
@@ -534,7 +546,9 @@ class NeuronEndpoint(Construct):
             log_group_name=self._log_group_name(),
             retention=retention,
             encryption_key=key,
-            removal_policy=RemovalPolicy.RETAIN,
+            # Kept on update and delete for the record, but removed when the create that made
+            # it rolls back: its name is fixed, so a kept group would fail every retry.
+            removal_policy=RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE,
         )
         if key is None:
             skip_checkov(
@@ -547,6 +561,52 @@ class NeuronEndpoint(Construct):
 
     def _log_group_name(self) -> str:
         return f"/aws/sagemaker/Endpoints/{self.endpoint_name}"
+
+    def _log_group_arn(self) -> str:
+        return Stack.of(self).format_arn(
+            service="logs",
+            resource="log-group",
+            resource_name=self._log_group_name(),
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+        )
+
+    def _grant_vpc_access(self, vpc: ec2.IVpc) -> None:
+        """SageMaker attaches the model to the VPC with network interfaces made by this role.
+
+        The actions are those the SageMaker developer guide lists for a model with VpcConfig
+        ("CreateModel API: Execution Role Permissions"). The Describe actions have no resource
+        level; the interface actions are held to this VPC where the request carries it.
+        """
+        stmt = self.role.add_to_principal_policy
+        stmt(
+            iam.PolicyStatement(
+                sid="DescribeVpcForInterfaces",
+                actions=[
+                    "ec2:DescribeDhcpOptions",
+                    "ec2:DescribeNetworkInterfaces",
+                    "ec2:DescribeSecurityGroups",
+                    "ec2:DescribeSubnets",
+                    "ec2:DescribeVpcs",
+                ],
+                resources=["*"],
+            )
+        )
+        stmt(
+            iam.PolicyStatement(
+                sid="ManageVpcInterfaces",
+                actions=[
+                    "ec2:CreateNetworkInterface",
+                    "ec2:CreateNetworkInterfacePermission",
+                    "ec2:DeleteNetworkInterface",
+                    "ec2:DeleteNetworkInterfacePermission",
+                ],
+                resources=["*"],
+                conditions={"ArnEqualsIfExists": {"ec2:Vpc": self._vpc_arn(vpc)}},
+            )
+        )
+
+    def _vpc_arn(self, vpc: ec2.IVpc) -> str:
+        return Stack.of(self).format_arn(service="ec2", resource="vpc", resource_name=vpc.vpc_id)
 
     def _grant_runtime_basics(self, model_data: ModelDataSource) -> None:
         """Read the one model object, write this endpoint's logs and its own metrics."""
@@ -566,11 +626,13 @@ class NeuronEndpoint(Construct):
             iam.PolicyStatement(
                 sid="WriteLogs",
                 actions=[
+                    "logs:CreateLogGroup",
                     "logs:CreateLogStream",
                     "logs:DescribeLogStreams",
                     "logs:PutLogEvents",
                 ],
-                resources=[self.log_group.log_group_arn],
+                # CreateLogGroup names the group itself, the stream actions its streams.
+                resources=[self._log_group_arn(), self.log_group.log_group_arn],
             )
         )
         stmt(
@@ -586,10 +648,11 @@ class NeuronEndpoint(Construct):
         acknowledge(
             self.role,
             "AwsSolutions-IAM5[Resource::*]",
-            "Resource '*' only for ecr:GetAuthorizationToken and cloudwatch:PutMetricData, which "
-            "IAM offers no resource-level permissions for; PutMetricData is limited by a "
-            "cloudwatch:namespace condition. Every other statement names one object, "
-            "repository, key or log group.",
+            "Resource '*' only for ecr:GetAuthorizationToken, cloudwatch:PutMetricData and, with "
+            "a VPC, the EC2 network-interface actions SageMaker needs, which IAM offers no "
+            "resource-level permissions for (the interface actions carry an ec2:Vpc condition; "
+            "PutMetricData a cloudwatch:namespace condition). Every other statement names one "
+            "object, repository, key or log group.",
         )
 
     def _security_group(self, vpc: ec2.IVpc) -> ec2.SecurityGroup:
@@ -743,6 +806,7 @@ class NeuronEndpoint(Construct):
     def _schedule(self, schedule: ScaleDownSchedule, low: int, high: int) -> None:
         zone = None if schedule.time_zone is None else TimeZone.of(schedule.time_zone)
         n = schedule.instances_during_scale_down
+        assert self.scalable_target is not None  # created whenever a schedule is given
         self.scalable_target.scale_on_schedule(
             "ScaleDown",
             schedule=appscaling.Schedule.expression(schedule.scale_down),
@@ -827,6 +891,11 @@ def _validate(
             "Fix: use the requests per minute one instance serves at your latency target"
         )
     problems += runtime.problems()
+    if counts_known:
+        problems += rollout_capacity_problems(rollout.strategy, min_instances)
+    if not Token.is_unresolved(instance_type):
+        refusal = compat.guardrails_problem(instance_type, rollout.strategy)
+        problems += [f"rollout: {refusal}"] if refusal else []
 
     if schedule is not None:
         for name in ("scale_down", "scale_up"):

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import Literal
 
 import jsii
-from aws_cdk import Annotations, Aws, Duration, Size, Stack, Token
+from aws_cdk import Annotations, ArnFormat, Aws, Duration, Size, Stack, Tags, Token
 from aws_cdk import aws_autoscaling as autoscaling
 from aws_cdk import aws_certificatemanager as acm
 from aws_cdk import aws_cloudwatch as cloudwatch
@@ -20,7 +20,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from inf3kit.catalog import Catalog, load_catalog
+from inf3kit.catalog import Catalog, Compatibility, load_catalog, load_compatibility
 from inf3kit.constructs.fleet_load_balancer import FleetLoadBalancer
 from inf3kit.constructs.hardware_checks import check_instance_type, warn_if_provisional
 from inf3kit.constructs.kms_policies import allow_ebs_in_this_account
@@ -33,12 +33,19 @@ from inf3kit.constructs.runtime_install import (
 )
 from inf3kit.constructs.runtime_settings import RUNTIME_VARIABLES, RuntimeSettings
 from inf3kit.constructs.validation import raise_if_problems
+from inf3kit.rules import warm_pool_problems
 
 NEURON_METRIC_NAMESPACE = "Inf3kit/Neuron"
 """CloudWatch namespace of the NeuronCore utilisation metric the fleet scales on."""
 NEURONCORE_UTILIZATION_METRIC = "NeuronCoreUtilization"
 """Average utilisation (percent) of the instance's NeuronCores, dimension AutoScalingGroupName."""
 NO_FALLBACK_WARNING_ID = "inf3kit:fleetWithoutFallback"
+LAUNCH_HOOK_NAME = "inf3kit-bootstrap"
+"""The launch lifecycle hook a warm-pool group waits on until `inf3kit bootstrap` completes it."""
+FLEET_TAG = "inf3kit:fleet"
+"""Tag on the group (unique per fleet) that scopes the instances' lifecycle permission."""
+BOOT_SCRIPT = "/var/lib/cloud/scripts/per-boot/inf3kit-bootstrap"
+"""cloud-init runs this on every boot; user data itself runs only on the first."""
 
 WarmPoolState = Literal["stopped", "hibernated", "running"]
 _POOL_STATES = {
@@ -124,6 +131,7 @@ class NeuronFleet(Construct):
         imds_hop_limit: int = 1,
         notification_topic: sns.ITopic | None = None,
         catalog: Catalog | None = None,
+        compatibility: Compatibility | None = None,
     ) -> None:
         """Create the fleet.
 
@@ -155,7 +163,12 @@ class NeuronFleet(Construct):
         :param warm_pool_min_size: keep this many pre-bootstrapped instances in a warm pool so
             scale-out skips boot and model download. Default: no warm pool. A warm pool needs a
             single instance type and no Spot (AWS refuses it otherwise).
-        :param warm_pool_state: Default: `stopped` (pay only for volumes).
+        :param warm_pool_state: Default: `stopped` (pay only for volumes). `hibernated` is
+            refused: no Inferentia or Trainium family supports EC2 hibernation. With a warm
+            pool the group gets a launch lifecycle hook that `inf3kit bootstrap` completes
+            (so a pool instance is stopped only once prepared), and updates replace the whole
+            group and pool (CloudFormation's rolling update skips warm-pool instances, which
+            would keep serving the old bundle); such an update briefly doubles the group.
         :param requests_per_instance: target ALB requests per minute per instance. Default:
             400; None turns request scaling off.
         :param neuroncore_utilization_percent: target average NeuronCore utilisation.
@@ -187,9 +200,12 @@ class NeuronFleet(Construct):
             Default: none; the events stay in the group's activity history and CloudTrail.
         :param catalog: the hardware catalog to check types against. Default: the shipped one
             merged with the file named by INF3KIT_CATALOG.
+        :param compatibility: the matrix that says which families a fleet runs on and their
+            DLAMI. Default: the shipped one merged with the file named by INF3KIT_CATALOG.
         """
         super().__init__(scope, id)
         catalog = catalog or load_catalog()
+        compatibility = compatibility or load_compatibility()
         drain = drain or Duration.seconds(30)
         startup_timeout = startup_timeout or Duration.minutes(20)
         runtime = runtime or RuntimeSettings()
@@ -206,6 +222,7 @@ class NeuronFleet(Construct):
             port=port,
             spot_percent=spot_percent,
             warm_pool_min_size=warm_pool_min_size,
+            warm_pool_state=warm_pool_state,
             requests_per_instance=requests_per_instance,
             neuroncore_utilization_percent=neuroncore_utilization_percent,
             drain=drain,
@@ -217,6 +234,7 @@ class NeuronFleet(Construct):
             runtime=runtime,
             extra_environment=extra_environment or {},
             catalog=catalog,
+            compatibility=compatibility,
         )
         raise_if_problems("NeuronFleet", id, problems)
         types = list(instance_types)
@@ -245,7 +263,7 @@ class NeuronFleet(Construct):
             description="inf3kit fleet instance: read its bundle, publish metrics and logs",
         )
         self.machine_image: ec2.IMachineImage = machine_image or NeuronAmi(
-            self, "Ami", instance_types=types
+            self, "Ami", instance_types=types, compatibility=compatibility
         )
         self.security_group = ec2.SecurityGroup(
             self,
@@ -314,7 +332,9 @@ class NeuronFleet(Construct):
             signals=autoscaling.Signals.wait_for_count(initial, timeout=startup_timeout)
             if initial > 0
             else None,
-            update_policy=autoscaling.UpdatePolicy.rolling_update(
+            update_policy=autoscaling.UpdatePolicy.replacing_update()
+            if warm_pool_min_size is not None
+            else autoscaling.UpdatePolicy.rolling_update(
                 max_batch_size=1,
                 min_instances_in_service=min(min_capacity, max_capacity - 1),
                 pause_time=startup_timeout,
@@ -327,7 +347,11 @@ class NeuronFleet(Construct):
         )
         self.group.attach_to_application_target_group(self.target_group)
         self.group.node.add_dependency(self.role)
+        Tags.of(self.group).add(FLEET_TAG, self.node.addr)
         self._grant(bundle_bucket, bundle_key, runtime_wheel_bucket, runtime_wheel_key)
+        launch_hook = None
+        if warm_pool_min_size is not None:
+            launch_hook = self._launch_hook(startup_timeout)
         self._user_data(
             bundle_url=f"s3://{bundle_bucket.bucket_name}/{bundle_key}",
             port=port,
@@ -338,6 +362,7 @@ class NeuronFleet(Construct):
             pip_extra_index_url=pip_extra_index_url,
             wheel=(runtime_wheel_bucket, runtime_wheel_key),
             data_volume=data_volume_size is not None,
+            lifecycle_hook=launch_hook,
         )
         if mixed:
             self._waive_unlisted_types(types, catalog, self.group.node.default_child)
@@ -549,6 +574,48 @@ class NeuronFleet(Construct):
             iam.ManagedPolicy.from_aws_managed_policy_name("AmazonSSMManagedInstanceCore")
         )
 
+    def _launch_hook(self, startup_timeout: Duration) -> str:
+        """A launch lifecycle hook the bootstrap completes, and the permission to complete it.
+
+        EC2 Auto Scaling stops a warm-pool instance as soon as it launches unless a launch
+        lifecycle hook holds it ("Use lifecycle hooks with a warm pool"); an instance that never
+        completes it is abandoned (terminated and replaced) after the startup timeout.
+        """
+        self.group.add_lifecycle_hook(
+            "LaunchHook",
+            lifecycle_hook_name=LAUNCH_HOOK_NAME,
+            lifecycle_transition=autoscaling.LifecycleTransition.INSTANCE_LAUNCHING,
+            heartbeat_timeout=startup_timeout,
+            default_result=autoscaling.DefaultResult.ABANDON,
+        )
+        # Scoped by the group's tag: naming the group would make the role's policy depend on
+        # the group, which already waits for the role.
+        self.role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="CompleteLaunchHook",
+                actions=["autoscaling:CompleteLifecycleAction"],
+                resources=[
+                    Stack.of(self).format_arn(
+                        service="autoscaling",
+                        resource="autoScalingGroup",
+                        resource_name="*:autoScalingGroupName/*",
+                        arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                    )
+                ],
+                conditions={
+                    "StringEquals": {f"autoscaling:ResourceTag/{FLEET_TAG}": self.node.addr}
+                },
+            )
+        )
+        acknowledge(
+            self.role,
+            "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:autoscaling:<AWS::Region>:"
+            "<AWS::AccountId>:autoScalingGroup:*:autoScalingGroupName/*]",
+            "CompleteLifecycleAction is held to this fleet's group by its inf3kit:fleet tag; "
+            "the group's name cannot appear here, because the group waits for this role.",
+        )
+        return LAUNCH_HOOK_NAME
+
     def _user_data(
         self,
         *,
@@ -561,8 +628,14 @@ class NeuronFleet(Construct):
         pip_extra_index_url: str | None,
         wheel: tuple[s3.IBucket | None, str | None],
         data_volume: bool,
+        lifecycle_hook: str | None,
     ) -> None:
-        """Short on purpose: install the runtime, then `inf3kit bootstrap` does the work."""
+        """Short on purpose: install the runtime, then `inf3kit bootstrap` does the work.
+
+        The bootstrap command goes into a cloud-init per-boot script, so it runs again when a
+        warm-pool instance starts into service. A failure before it can run (the install) is
+        signalled with the AWS CLI the DLAMI ships, which does not depend on what failed.
+        """
         stack = Stack.of(self)
         venv = f"{INSTALL_DIR}/venv"
         env = {
@@ -584,6 +657,7 @@ class NeuronFleet(Construct):
             stack.get_logical_id(self.group.node.default_child),  # type: ignore[arg-type]
             "--ready-timeout",
             str(int(startup_timeout.to_seconds())),
+            *(["--lifecycle-hook", lifecycle_hook] if lifecycle_hook else []),
             *[arg for k, v in env.items() for arg in ("--env", f"{k}={v}")],
         ]
         pip = [f"{venv}/bin/pip", "install", "--quiet"]
@@ -610,21 +684,24 @@ class NeuronFleet(Construct):
                 *(r for r in requirements if not r.startswith("inf3kit")),
             )
         commands.append(" ".join([*pip, *map(shlex.quote, requirements)]))
-        commands.append(
-            " ".join(shlex.quote(a) if not Token.is_unresolved(a) else a for a in bootstrap)
-        )
-        failure = " ".join(
+        command = " ".join(shlex.quote(a) if not Token.is_unresolved(a) else a for a in bootstrap)
+        commands += [
+            f"mkdir -p {BOOT_SCRIPT.rsplit('/', 1)[0]}",
+            f"cat > {BOOT_SCRIPT} <<'INF3KIT_BOOT'\n#!/bin/bash\nexec {command}\nINF3KIT_BOOT",
+            f"chmod 0755 {BOOT_SCRIPT}",
+            BOOT_SCRIPT,
+        ]
+        signal = " ".join(
             [
-                f"{venv}/bin/inf3kit",
-                "bootstrap",
-                "--signal-failure",
-                '"user data failed at line $LINENO"',
-                *("--region", Aws.REGION, "--stack", stack.stack_name),
-                *("--resource", bootstrap[11]),
+                "aws cloudformation signal-resource --status FAILURE",
+                *("--region", Aws.REGION, "--stack-name", stack.stack_name),
+                *("--logical-resource-id", bootstrap[11]),
+                '--unique-id "$(cloud-init query instance_id)"',
             ]
         )
+        log_failure = 'logger -s -t inf3kit "user data failed at line $LINENO"'
         self.launch_template.user_data.add_commands(  # type: ignore[union-attr]
-            f"trap '{failure} || true' ERR", *commands
+            f"trap '{log_failure}; {signal} || true' ERR", *commands
         )
 
     @staticmethod
@@ -680,6 +757,7 @@ def _validate(
     port: int,
     spot_percent: int,
     warm_pool_min_size: int | None,
+    warm_pool_state: str,
     requests_per_instance: int | None,
     neuroncore_utilization_percent: int | None,
     drain: Duration,
@@ -691,6 +769,7 @@ def _validate(
     runtime: RuntimeSettings,
     extra_environment: Mapping[str, str],
     catalog: Catalog,
+    compatibility: Compatibility,
 ) -> list[str]:
     problems: list[str] = []
     if isinstance(instance_types, str):
@@ -709,10 +788,11 @@ def _validate(
                 f"Fix: use {name.removeprefix('ml.')!r}"
             )
             continue
-        problems += [
-            f"instance_types: {p}"
-            for p in check_instance_type(name, platform="ec2", catalog=catalog)
-        ]
+        found = check_instance_type(name, platform="ec2", catalog=catalog)
+        if not found and not Token.is_unresolved(name):
+            refusal = compatibility.fleet_problem(name)
+            found = [refusal] if refusal else []
+        problems += [f"instance_types: {p}" for p in found]
     duplicates = sorted({t for t in instance_types if list(instance_types).count(t) > 1})
     if duplicates:
         problems.append(
@@ -742,17 +822,7 @@ def _validate(
     if not 0 <= spot_percent <= 100:
         problems.append(f"spot_percent {spot_percent} must be 0..100. Fix: e.g. 0 or 50")
     if warm_pool_min_size is not None:
-        conflicts = []
-        if len(instance_types) > 1:
-            conflicts.append(f"{len(instance_types)} instance types (a mixed instances policy)")
-        if spot_percent:
-            conflicts.append(f"spot_percent {spot_percent}")
-        if conflicts:
-            problems.append(
-                f"warm_pool_min_size cannot be combined with {' and '.join(conflicts)}: AWS "
-                "refuses a warm pool on such a group. Fix: drop warm_pool_min_size, or keep a "
-                "single instance type with spot_percent 0"
-            )
+        problems += warm_pool_problems(instance_types, spot_percent, warm_pool_state)
         if warm_pool_min_size < 0:
             problems.append(f"warm_pool_min_size {warm_pool_min_size} must be >= 0. Fix: e.g. 1")
     if requests_per_instance is not None and requests_per_instance < 1:

@@ -122,7 +122,8 @@ def serve_neuron_dlami_parameters() -> None:
 
     from inf3kit.catalog import load_compatibility
 
-    names = sorted({f.dlami_ssm_parameter for f in load_compatibility().data.families.values()})
+    families = load_compatibility().data.families.values()
+    names = sorted({f.dlami_ssm_parameter for f in families if f.dlami_ssm_parameter})
     original: Any = ParameterDict._check_loading_status
 
     def check_loading_status(self: Any, key: str) -> None:

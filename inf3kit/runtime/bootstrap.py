@@ -8,6 +8,12 @@ CloudFormation. Any failure stops before the service starts (a corrupt bundle ne
 sends a FAILURE signal, so a rolling update stops and rolls back. On Neuron hosts a second unit
 runs ``inf3kit neuron-metrics``, which publishes the NeuronCore utilisation the fleet scales on.
 
+It runs on every boot (cloud-init's per-boot scripts), because a warm-pool instance is stopped
+after its first boot and starts again when it goes into service. A bundle already installed
+from the same URI is reused, and with ``--lifecycle-hook`` the launch lifecycle action is
+completed once the instance is prepared (warm pool) or serving: EC2 Auto Scaling waits for it
+instead of stopping a warm-pool instance before its bootstrap ran.
+
 systemd, the readiness probe, the signal and the instance metadata lookups are injectable so the
 sequence is testable without an instance.
 """
@@ -51,6 +57,10 @@ _METRICS_PATH = "/opt/aws/neuron/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/u
 Runner = Callable[[Sequence[str]], None]
 Signal = Callable[[str, str], None]
 """``signal(status, reason)`` with status SUCCESS or FAILURE."""
+Complete = Callable[[str], None]
+"""``complete(result)`` with CONTINUE or ABANDON: ends the launch lifecycle action."""
+INSTALLED_MARKER = ".inf3kit-installed.json"
+"""Written into the model folder: which bundle URI it holds, so a reboot reuses it."""
 
 
 class BootstrapError(RuntimeError):
@@ -73,6 +83,8 @@ class BootstrapConfig:
     grace_seconds: float = 30.0
     asg_name: str | None = None
     """Dimension of the NeuronCore metric; None reads the instance's Auto Scaling tag."""
+    lifecycle_hook: str | None = None
+    """The group's launch lifecycle hook to complete; None when the group has none."""
 
     @property
     def unit_path(self) -> Path:
@@ -149,6 +161,40 @@ def cfn_signal(
         log.info("signalled %s to %s/%s: %s", status, config.stack, config.resource, reason)
 
     return send
+
+
+def lifecycle_completer(
+    config: BootstrapConfig,
+    group_name: Callable[[], str | None] | None = None,
+    instance_id: Callable[[], str | None] | None = None,
+) -> Complete:
+    """Completes the launch lifecycle action of this instance, or does nothing without a hook."""
+
+    def complete(result: str) -> None:
+        if not config.lifecycle_hook:
+            return
+        import boto3
+
+        group = (
+            config.asg_name
+            or (group_name or (lambda: imds_get(f"meta-data/tags/instance/{ASG_TAG}")))()
+        )
+        instance = (instance_id or (lambda: imds_get("meta-data/instance-id")))()
+        if not group or not instance:
+            raise BootstrapError(
+                f"cannot complete lifecycle hook {config.lifecycle_hook!r}: no Auto Scaling group "
+                "or instance id in the instance metadata. Fix: enable instance metadata tags, or "
+                "pass --asg"
+            )
+        boto3.client("autoscaling", region_name=config.region).complete_lifecycle_action(
+            LifecycleHookName=config.lifecycle_hook,
+            AutoScalingGroupName=group,
+            InstanceId=instance,
+            LifecycleActionResult=result,
+        )
+        log.info("lifecycle hook %s: %s", config.lifecycle_hook, result)
+
+    return complete
 
 
 def wait_ready(port: int, timeout: float, *, host: str = "127.0.0.1", poll: float = 2.0) -> str:
@@ -310,7 +356,34 @@ def install_bundle(config: BootstrapConfig, archive: Path, host: HostHardware) -
     staging.rename(config.model_dir)
     name = f"{variant.target}/b{variant.batch_size}"
     manifest = bundle.manifest
-    return name, f"inf3kit model server ({manifest.name} {manifest.version}, {name})"
+    description = f"inf3kit model server ({manifest.name} {manifest.version}, {name})"
+    marker = {"bundle": config.bundle, "variant": name, "description": description}
+    (config.model_dir / INSTALLED_MARKER).write_text(json.dumps(marker))
+    return name, description
+
+
+def installed_bundle(config: BootstrapConfig) -> tuple[str, str] | None:
+    """(variant, description) of the bundle a previous boot installed from the same URI."""
+    try:
+        marker = json.loads((config.model_dir / INSTALLED_MARKER).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(marker, dict) or marker.get("bundle") != config.bundle:
+        return None
+    return str(marker["variant"]), str(marker["description"])
+
+
+def fetch_bundle(
+    config: BootstrapConfig, host: HostHardware, s3_client: Any = None
+) -> tuple[str, str]:
+    """Install the bundle unless this boot finds it installed already (a warm-pool restart)."""
+    installed = installed_bundle(config)
+    if installed is not None:
+        log.info("bundle %s already installed: %s", config.bundle, installed[0])
+        return installed
+    with tempfile.TemporaryDirectory(prefix="inf3kit-download-") as tmp:
+        archive = download(config.bundle, Path(tmp) / "model.tar.gz", s3_client, config.region)
+        return install_bundle(config, archive, host)
 
 
 def bootstrap(
@@ -323,18 +396,18 @@ def bootstrap(
     lifecycle_state: Callable[[], str | None] | None = None,
     hardware: HostHardware | None = None,
     group_name: Callable[[], str | None] | None = None,
+    complete: Complete | None = None,
 ) -> BootstrapResult:
-    """Run every step; on failure signal FAILURE and raise BootstrapError."""
+    """Run every step; on failure signal FAILURE, abandon the launch, raise BootstrapError."""
     signal = signal or cfn_signal(config)
+    complete = complete or lifecycle_completer(config, group_name)
     state = (
         lifecycle_state or (lambda: imds_get("meta-data/autoscaling/target-lifecycle-state"))
     )()
     try:
         host = hardware or probe_hardware()
         log.info("host: %s (%s)", host.target, host.detail)
-        with tempfile.TemporaryDirectory(prefix="inf3kit-download-") as tmp:
-            archive = download(config.bundle, Path(tmp) / "model.tar.gz", s3_client, config.region)
-            variant, description = install_bundle(config, archive, host)
+        variant, description = fetch_bundle(config, host, s3_client)
         group = metrics_group(
             config, host, group_name or (lambda: imds_get(f"meta-data/tags/instance/{ASG_TAG}"))
         )
@@ -354,6 +427,7 @@ def bootstrap(
         # it boots into service, and it is not one of the signals CloudFormation counts.
         if state and state.startswith("Warmed:") and state != "Warmed:Running":
             log.info("lifecycle state %s: prepared, not started", state)
+            complete("CONTINUE")
             return BootstrapResult(config.model_dir, variant, host.neuron_cores, False, None, group)
         run(["start", services[0]])
         path = ready(config.port, config.ready_timeout)
@@ -361,18 +435,25 @@ def bootstrap(
         # both units at boot; the group's instance warm-up covers its loading minutes.)
         for service in services[1:]:
             run(["start", service])
+        complete("CONTINUE")
     except BootstrapError as exc:
-        with contextlib.suppress(Exception):
-            signal("FAILURE", str(exc)[:4000])
+        _report_failure(signal, complete, str(exc))
         raise
     except Exception as exc:
-        with contextlib.suppress(Exception):
-            signal("FAILURE", f"{type(exc).__name__}: {exc}"[:4000])
+        _report_failure(signal, complete, f"{type(exc).__name__}: {exc}")
         raise BootstrapError(f"bootstrap failed: {type(exc).__name__}: {exc}") from exc
     if state and state.startswith("Warmed:"):
         return BootstrapResult(config.model_dir, variant, host.neuron_cores, True, None, group)
     signal("SUCCESS", f"ready on {path} with {variant}")
     return BootstrapResult(config.model_dir, variant, host.neuron_cores, True, "SUCCESS", group)
+
+
+def _report_failure(signal: Signal, complete: Complete, reason: str) -> None:
+    """Tell CloudFormation and Auto Scaling, whichever is waiting; neither may mask the error."""
+    with contextlib.suppress(Exception):
+        signal("FAILURE", reason[:4000])
+    with contextlib.suppress(Exception):
+        complete("ABANDON")
 
 
 def parse_env(pairs: Sequence[str]) -> dict[str, str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, ValidationInfo
 
-from inf3kit.catalog import Catalog, load_catalog
+from inf3kit.catalog import Catalog, Compatibility, load_catalog, load_compatibility
 from inf3kit.catalog.hardware import Platform
 
 ACCOUNT_PATTERN = r"^\d{12}$"
@@ -22,6 +22,13 @@ def catalog_from(info: ValidationInfo) -> Catalog:
     context = info.context or {}
     catalog = context.get("catalog")
     return catalog if isinstance(catalog, Catalog) else load_catalog()
+
+
+def compatibility_from(info: ValidationInfo) -> Compatibility:
+    """The matrix the loader passed in (user overrides applied), else the shipped one."""
+    context = info.context or {}
+    compat = context.get("compatibility")
+    return compat if isinstance(compat, Compatibility) else load_compatibility()
 
 
 def check_neuron_type(value: str, info: ValidationInfo, platform: Platform) -> str:

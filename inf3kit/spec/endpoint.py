@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from inf3kit.spec.base import StrictModel, check_neuron_type
+from inf3kit.rules import RolloutStrategy, default_rollout_strategy, rollout_capacity_problems
+from inf3kit.spec.base import StrictModel, check_neuron_type, compatibility_from
 
 
 class EndpointInstances(StrictModel):
@@ -48,7 +47,8 @@ class EndpointScaling(StrictModel):
 class Rollout(StrictModel):
     """SageMaker deployment guardrails; the ranges are SageMaker's own limits."""
 
-    strategy: Literal["all_at_once", "canary", "linear", "rolling"] = "canary"
+    strategy: RolloutStrategy | None = None
+    """None: canary with two or more instances, else all at once (see `rollout_strategy`)."""
     canary_percent: int = Field(10, ge=1, le=50)
     linear_step_percent: int = Field(20, ge=10, le=50)
     rolling_batch_percent: int = Field(25, ge=5, le=50)
@@ -80,3 +80,21 @@ class EndpointSpec(StrictModel):
     @classmethod
     def _sagemaker_neuron_type(cls, value: str, info: ValidationInfo) -> str:
         return check_neuron_type(value, info, "sagemaker")
+
+    @property
+    def rollout_strategy(self) -> RolloutStrategy:
+        return self.rollout.strategy or default_rollout_strategy(self.instances.min)
+
+    @model_validator(mode="after")
+    def _rollout_fits(self, info: ValidationInfo) -> EndpointSpec:
+        problems = [
+            p.replace("min_instances", "instances.min")
+            for p in rollout_capacity_problems(self.rollout_strategy, self.instances.min)
+        ]
+        refusal = compatibility_from(info).guardrails_problem(
+            self.instance_type, self.rollout_strategy
+        )
+        problems += [f"rollout: {refusal}"] if refusal else []
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self

@@ -6,7 +6,8 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, ValidationInfo, field_validator, model_validator
 
-from inf3kit.spec.base import StrictModel, check_neuron_type
+from inf3kit.rules import warm_pool_problems
+from inf3kit.spec.base import StrictModel, check_neuron_type, compatibility_from
 
 
 class FleetCapacity(StrictModel):
@@ -84,7 +85,11 @@ class LoadBalancer(StrictModel):
 
 
 def _ec2_neuron_type(value: str, info: ValidationInfo) -> str:
-    return check_neuron_type(value, info, "ec2")
+    check_neuron_type(value, info, "ec2")
+    refusal = compatibility_from(info).fleet_problem(value)
+    if refusal:
+        raise ValueError(refusal)
+    return value
 
 
 Ec2NeuronType = Annotated[str, AfterValidator(_ec2_neuron_type)]
@@ -116,17 +121,7 @@ class FleetSpec(StrictModel):
     def _warm_pool_allowed(self) -> FleetSpec:
         if self.warm_pool is None:
             return self
-        conflicts = []
-        if len(self.instance_types) > 1:
-            conflicts.append(
-                f"{len(self.instance_types)} instance types (a mixed instances policy)"
-            )
-        if self.spot_percent:
-            conflicts.append(f"spot_percent {self.spot_percent}")
-        if conflicts:
-            raise ValueError(
-                f"warm_pool cannot be combined with {' and '.join(conflicts)}: AWS refuses a "
-                "warm pool on such a group. Fix: drop `warm_pool`, or keep a single instance type "
-                "with spot_percent 0"
-            )
+        problems = warm_pool_problems(self.instance_types, self.spot_percent, self.warm_pool.state)
+        if problems:
+            raise ValueError("; ".join(problems))
         return self

@@ -10,7 +10,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
-from inf3kit.catalog import Catalog, CatalogError, load_catalog
+from inf3kit.catalog import Catalog, CatalogError, Compatibility, load_catalog, load_compatibility
 from inf3kit.spec.errors import Problem, SpecError
 from inf3kit.spec.models import Spec
 
@@ -71,32 +71,49 @@ def parse_spec(text: str, *, source: str = "<string>", base_dir: Path | None = N
                 )
             ],
         )
-    catalog = _catalog_for(data, base_dir, source, root)
+    catalog, compatibility = _catalog_for(data, base_dir, source, root)
     try:
-        spec = Spec.model_validate(data, context={"catalog": catalog})
+        spec = Spec.model_validate(
+            data, context={"catalog": catalog, "compatibility": compatibility}
+        )
     except ValidationError as exc:
         raise SpecError(source, [_problem(err, root) for err in exc.errors()]) from None
-    return LoadedSpec(spec=spec, source=source, base_dir=base_dir, catalog=catalog)
+    return LoadedSpec(
+        spec=spec, source=source, base_dir=base_dir, catalog=catalog, compatibility=compatibility
+    )
 
 
 class LoadedSpec:
     """A validated spec with what it was validated against: its folder and its catalog."""
 
-    def __init__(self, *, spec: Spec, source: str, base_dir: Path, catalog: Catalog) -> None:
+    def __init__(
+        self,
+        *,
+        spec: Spec,
+        source: str,
+        base_dir: Path,
+        catalog: Catalog,
+        compatibility: Compatibility,
+    ) -> None:
         self.spec = spec
         self.source = source
         self.base_dir = base_dir
         self.catalog = catalog
+        self.compatibility = compatibility
 
     def resolve(self, relative: str) -> Path:
         """A path written in the spec, resolved against the spec file's folder."""
         return (self.base_dir / relative).resolve()
 
 
-def _catalog_for(data: dict[str, Any], base_dir: Path, source: str, root: Any) -> Catalog:
+def _catalog_for(
+    data: dict[str, Any], base_dir: Path, source: str, root: Any
+) -> tuple[Catalog, Compatibility]:
+    """The catalog and compatibility matrix, with the spec's `catalog:` file merged into both."""
     override = data.get("catalog")
+    path = base_dir / override if isinstance(override, str) else None
     try:
-        return load_catalog(base_dir / override if isinstance(override, str) else None)
+        return load_catalog(path), load_compatibility(path)
     except CatalogError as exc:
         raise SpecError(
             source, [Problem("catalog", f"{exc}. Fix: correct the file", _line(root, ("catalog",)))]

@@ -49,7 +49,7 @@ def add_endpoint(stack: ServiceStack, endpoint: EndpointSpec) -> NeuronEndpoint:
             time_zone=None if schedule.timezone == "UTC" else schedule.timezone,
         ),
         rollout=EndpointRollout(
-            strategy=rollout.strategy,
+            strategy=endpoint.rollout_strategy,
             canary_percent=rollout.canary_percent,
             linear_step_percent=rollout.linear_step_percent,
             rolling_batch_percent=rollout.rolling_batch_percent,
@@ -66,6 +66,7 @@ def add_endpoint(stack: ServiceStack, endpoint: EndpointSpec) -> NeuronEndpoint:
         download_timeout=Duration.seconds(endpoint.download_timeout_seconds),
         volume_size_gb=endpoint.volume_size_gb,
         catalog=stack.loaded.catalog,
+        compatibility=stack.loaded.compatibility,
     )
     CfnOutput(
         stack,

@@ -11,6 +11,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 from aws_cdk.assertions import Match, Template
 
+from inf3kit.catalog import Compatibility, load_compatibility
 from inf3kit.constructs import FixedImage, NeuronAmi, NeuronAmiPipeline
 
 
@@ -52,15 +53,35 @@ def test_parameter_name_overrides_the_matrix() -> None:
 
 
 def test_fails_when_types_need_different_dlamis() -> None:
+    shipped = load_compatibility().data
+    trn2 = shipped.families["trn2"].model_copy(update={"dlami_ssm_parameter": "/team/trn2-ami"})
+    matrix = Compatibility(
+        shipped.model_copy(update={"families": {**shipped.families, "trn2": trn2}})
+    )
     stack = cdk.Stack(cdk.App(), "Mixed")
     with pytest.raises(ValueError) as info:
-        NeuronAmi(stack, "Ami", instance_types=["inf1.xlarge", "inf2.xlarge"])
+        NeuronAmi(
+            stack, "Ami", instance_types=["inf2.xlarge", "trn2.48xlarge"], compatibility=matrix
+        )
     assert str(info.value) == (
         "NeuronAmi Ami: 1 problem\n"
-        "  - instance types 'inf1.xlarge', 'inf2.xlarge' need different DLAMIs "
-        "(inf1.xlarge -> /aws/service/neuron/dlami/base/ubuntu-22.04/latest/image_id; "
-        "inf2.xlarge -> /aws/service/neuron/dlami/base/ubuntu-24.04/latest/image_id), but a group "
-        "boots one image. Fix: split them into one fleet per DLAMI, or give parameter_name"
+        "  - instance types 'inf2.xlarge', 'trn2.48xlarge' need different DLAMIs "
+        "(inf2.xlarge -> /aws/service/neuron/dlami/base/ubuntu-24.04/latest/image_id; "
+        "trn2.48xlarge -> /team/trn2-ami), but a group boots one image. Fix: split them into one "
+        "fleet per DLAMI, or give parameter_name"
+    )
+
+
+def test_fails_when_no_dlami_supports_the_family() -> None:
+    stack = cdk.Stack(cdk.App(), "Inf1")
+    with pytest.raises(ValueError) as info:
+        NeuronAmi(stack, "Ami", instance_types=["inf1.xlarge"])
+    assert str(info.value) == (
+        "NeuronAmi Ami: 1 problem\n"
+        "  - no Neuron DLAMI supports 'inf1' (inf1.xlarge): the Neuron DLAMIs no longer support "
+        "Inf1, and an inf3kit fleet installs torch-neuronx (Neuron 2.x), which cannot drive "
+        "Inferentia1 (Neuron docs, Inf1 support matrix and DLAMI release notes). Fix: give your "
+        "own AMI"
     )
 
 

@@ -113,6 +113,8 @@ def rolling() -> Template:
         instance_type="ml.trn1.2xlarge",
         model_data=ModelData.from_bucket(bucket, "ranker/model.tar.gz"),
         image=EndpointImage.from_uri(ECR_URI, network_isolation=False),
+        min_instances=2,
+        max_instances=3,
         rollout=EndpointRollout.rolling(20, bake_time=Duration.minutes(3)),
     )
     return Template.from_stack(stack)
@@ -250,11 +252,15 @@ def test_role_writes_logs_and_namespaced_metrics_and_decrypts_with_the_key(defau
     endpoint, template = default
     by_sid = {s.get("Sid"): s for s in _statements(template)}
     assert by_sid["WriteLogs"]["Action"] == [
+        "logs:CreateLogGroup",
         "logs:CreateLogStream",
         "logs:DescribeLogStreams",
         "logs:PutLogEvents",
     ]
-    assert by_sid["WriteLogs"]["Resource"]["Fn::GetAtt"][0].startswith("EndpointLogs")
+    group_arn, streams_arn = by_sid["WriteLogs"]["Resource"]
+    group = f"/aws/sagemaker/Endpoints/{endpoint.endpoint_name}"
+    assert group_arn["Fn::Join"][1][-1] == f":logs:us-east-1:111122223333:log-group:{group}"
+    assert streams_arn["Fn::GetAtt"][0].startswith("EndpointLogs")
     assert by_sid["PutMetrics"]["Action"] == "cloudwatch:PutMetricData"
     assert by_sid["PutMetrics"]["Condition"] == {
         "StringLike": {"cloudwatch:namespace": ["/aws/sagemaker/*", "inf3kit*"]}
@@ -387,6 +393,19 @@ def test_vpc_placement_with_its_own_https_only_security_group(default) -> None:
     )
 
 
+def test_network_interface_actions_only_with_a_vpc(default, rolling) -> None:
+    """SageMaker attaches a VPC model with ENIs the role makes; without a VPC it needs none."""
+    by_sid = {s.get("Sid"): s for s in _statements(default[1])}
+    condition = by_sid["ManageVpcInterfaces"]["Condition"]
+    vpc_arn = condition["ArnEqualsIfExists"]["ec2:Vpc"]["Fn::Join"][1]
+    assert list(condition) == ["ArnEqualsIfExists"]
+    assert vpc_arn[-2] == ":ec2:us-east-1:111122223333:vpc/"
+    assert vpc_arn[-1]["Ref"].startswith("Vpc")
+    assert by_sid["DescribeVpcForInterfaces"]["Resource"] == "*"
+    sids = {s.get("Sid") for s in _statements(rolling)}
+    assert not {"ManageVpcInterfaces", "DescribeVpcForInterfaces"} & sids
+
+
 def test_no_vpc_config_without_a_vpc(rolling) -> None:
     rolling.has_resource_properties(
         "AWS::SageMaker::Model", {"VpcConfig": Match.absent(), "EnableNetworkIsolation": False}
@@ -486,7 +505,7 @@ def _rollback_alarms() -> dict[str, Any]:
     }
 
 
-def test_default_rollout_is_canary_blue_green_with_alarm_rollback(default) -> None:
+def test_default_rollout_with_one_instance_is_baked_blue_green_all_at_once(default) -> None:
     endpoint, template = default
     assert re.fullmatch(r"Test-Endpoint-[0-9A-F]{8}", endpoint.endpoint_name)
     template.has_resource_properties(
@@ -497,8 +516,8 @@ def test_default_rollout_is_canary_blue_green_with_alarm_rollback(default) -> No
                 "AutoRollbackConfiguration": _rollback_alarms(),
                 "BlueGreenUpdatePolicy": {
                     "TrafficRoutingConfiguration": {
-                        "Type": "CANARY",
-                        "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": 10},
+                        "Type": "ALL_AT_ONCE",
+                        "CanarySize": Match.absent(),
                         "WaitIntervalInSeconds": 600,
                     },
                     "MaximumExecutionTimeoutInSeconds": 3600,
@@ -507,6 +526,52 @@ def test_default_rollout_is_canary_blue_green_with_alarm_rollback(default) -> No
             },
         },
     )
+
+
+def test_default_rollout_with_two_instances_is_a_10_percent_canary() -> None:
+    stack, bucket = _stack()
+    NeuronEndpoint(
+        stack,
+        "Endpoint",
+        instance_type="ml.inf2.xlarge",
+        model_data=ModelData.from_bucket(bucket, "m/model.tar.gz"),
+        min_instances=2,
+        max_instances=4,
+    )
+    Template.from_stack(stack).has_resource_properties(
+        "AWS::SageMaker::Endpoint",
+        {
+            "DeploymentConfig": {
+                "AutoRollbackConfiguration": _rollback_alarms(),
+                "BlueGreenUpdatePolicy": Match.object_like(
+                    {
+                        "TrafficRoutingConfiguration": {
+                            "Type": "CANARY",
+                            "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": 10},
+                            "WaitIntervalInSeconds": 600,
+                        }
+                    }
+                ),
+            }
+        },
+    )
+
+
+def test_fixed_capacity_is_not_registered_for_autoscaling() -> None:
+    """min == max without a schedule: no scalable target, so the instance type can change."""
+    stack, bucket = _stack()
+    endpoint = NeuronEndpoint(
+        stack,
+        "Endpoint",
+        instance_type="ml.inf2.xlarge",
+        model_data=ModelData.from_bucket(bucket, "m/model.tar.gz"),
+        min_instances=2,
+        max_instances=2,
+    )
+    template = Template.from_stack(stack)
+    assert endpoint.scalable_target is None
+    template.resource_count_is("AWS::ApplicationAutoScaling::ScalableTarget", 0)
+    template.resource_count_is("AWS::ApplicationAutoScaling::ScalingPolicy", 0)
 
 
 def test_linear_rollout_includes_user_alarms_and_sizes_its_timeout(linear) -> None:
@@ -957,7 +1022,32 @@ def test_fails_when_scale_down_count_exceeds_max() -> None:
 def test_fails_when_rollout_is_outside_sagemaker_limits(
     rollout: EndpointRollout, message: str
 ) -> None:
-    assert problems(rollout=rollout) == [message]
+    assert problems(rollout=rollout, min_instances=2, max_instances=4) == [message]
+
+
+@pytest.mark.parametrize("strategy", ["canary", "linear", "rolling"])
+def test_fails_when_a_share_of_one_instance_would_be_the_whole_fleet(strategy: str) -> None:
+    assert problems(rollout=EndpointRollout(strategy=strategy)) == [  # type: ignore[arg-type]
+        f"rollout: {strategy} shifts a share of at most 50% of the instances, but min_instances "
+        "is 1, so the smallest share is the whole fleet. Fix: set min_instances to 2 or more, "
+        "or use strategy all_at_once (still blue/green, baked and rolled back on alarms)"
+    ]
+
+
+def test_fails_when_guardrails_are_asked_of_inf1() -> None:
+    found = problems(
+        instance_type="ml.inf1.xlarge",
+        image=EndpointImage.dlc("pytorch-inference-neuron"),
+        min_instances=2,
+        max_instances=2,
+        rollout=EndpointRollout.canary(),
+    )
+    assert found == [
+        "rollout: canary on ml.inf1.xlarge: SageMaker deployment guardrails do not support "
+        "Inf1 endpoints: an update falls back to blue/green all at once with no final baking "
+        'period (SageMaker developer guide, deployment guardrails "Exclusions"). '
+        "Fix: use strategy all_at_once, which is what SageMaker would do anyway"
+    ]
 
 
 def test_fails_when_startup_or_download_timeout_is_out_of_range() -> None:

@@ -193,7 +193,9 @@ def test_user_data_installs_the_runtime_and_runs_bootstrap(templates: dict[str, 
     parts = resource["Properties"]["LaunchTemplateData"]["UserData"]["Fn::Base64"]["Fn::Join"][1]
     text = "".join(p if isinstance(p, str) else "<ref>" for p in parts)
     assert text.startswith(
-        "#!/bin/bash\ntrap '/opt/inf3kit/venv/bin/inf3kit bootstrap --signal-failure"
+        '#!/bin/bash\ntrap \'logger -s -t inf3kit "user data failed at line $LINENO"; '
+        "aws cloudformation signal-resource --status FAILURE --region <ref> --stack-name Warm "
+        "--logical-resource-id FleetASG"
     )
     assert "pip install --quiet --extra-index-url https://pip.repos.neuron.amazonaws.com" in text
     assert (
@@ -201,7 +203,19 @@ def test_user_data_installs_the_runtime_and_runs_bootstrap(templates: dict[str, 
         in text
     )
     assert "--port 8080 --region <ref> --stack Warm --resource FleetASG" in text
-    assert "--ready-timeout 1800 --env INF3KIT_GRACE_SECONDS=60" in text
+    assert (
+        "--ready-timeout 1800 --lifecycle-hook inf3kit-bootstrap --env INF3KIT_GRACE_SECONDS=60"
+        in text
+    )
+    # The bootstrap runs from cloud-init's per-boot folder: now, and on every later boot.
+    assert (
+        "cat > /var/lib/cloud/scripts/per-boot/inf3kit-bootstrap <<'INF3KIT_BOOT'\n#!/bin/bash\n"
+        "exec /opt/inf3kit/venv/bin/inf3kit bootstrap"
+    ) in text
+    assert text.endswith(
+        "chmod 0755 /var/lib/cloud/scripts/per-boot/inf3kit-bootstrap\n"
+        "/var/lib/cloud/scripts/per-boot/inf3kit-bootstrap"
+    )
     # The EBS data volume is found by its by-id link, formatted and mounted at /opt/inf3kit.
     assert data_volume_discovery() in text
     assert (
@@ -766,18 +780,37 @@ def test_fails_when_warm_pool_meets_mixed_instances_and_spot() -> None:
         instance_types=["inf2.xlarge", "inf2.8xlarge"], spot_percent=50, warm_pool_min_size=1
     ) == (
         "NeuronFleet Fleet: 1 problem\n"
-        "  - warm_pool_min_size cannot be combined with 2 instance types (a mixed "
-        "instances policy) and spot_percent 50: AWS refuses a warm pool on such a group. Fix: drop "
-        "warm_pool_min_size, or keep a single instance type with spot_percent 0"
+        "  - warm pool: cannot be combined with 2 instance types (a mixed instances policy) and "
+        "spot_percent 50; AWS refuses a warm pool on such a group. Fix: drop the warm pool, or "
+        "keep a single instance type with spot_percent 0"
     )
 
 
 def test_fails_when_warm_pool_meets_spot() -> None:
     assert _fails(spot_percent=20, warm_pool_min_size=1) == (
         "NeuronFleet Fleet: 1 problem\n"
-        "  - warm_pool_min_size cannot be combined with spot_percent 20: AWS refuses a warm pool "
-        "on such a group. Fix: drop "
-        "warm_pool_min_size, or keep a single instance type with spot_percent 0"
+        "  - warm pool: cannot be combined with spot_percent 20; AWS refuses a warm pool on such "
+        "a group. Fix: drop the warm pool, or keep a single instance type with spot_percent 0"
+    )
+
+
+def test_fails_when_warm_pool_would_hibernate_neuron_instances() -> None:
+    assert _fails(warm_pool_min_size=1, warm_pool_state="hibernated") == (
+        "NeuronFleet Fleet: 1 problem\n"
+        "  - warm pool: state 'hibernated' needs an instance family that hibernates, and no "
+        "Inferentia or Trainium family does (EC2 hibernation prerequisites). Fix: use state "
+        "'stopped' (pay for volumes only) or 'running'"
+    )
+
+
+def test_fails_when_the_fleet_family_is_inf1() -> None:
+    assert _fails(instance_types=["inf1.xlarge"]) == (
+        "NeuronFleet Fleet: 1 problem\n"
+        "  - instance_types: inf1.xlarge: the Neuron DLAMIs no longer support Inf1, and an "
+        "inf3kit fleet installs torch-neuronx (Neuron 2.x), which cannot drive Inferentia1 "
+        "(Neuron docs, Inf1 support matrix and DLAMI release notes). Fix: use a family a fleet "
+        "runs on (inf2, inf3, trn1, trn2, trn3), or serve inf1 on a SageMaker endpoint "
+        "(images: pytorch-inference-neuron)"
     )
 
 

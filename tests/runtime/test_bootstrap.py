@@ -395,3 +395,65 @@ def test_fails_when_an_env_pair_has_no_equals() -> None:
         str(info.value)
         == "--env 'INF3KIT_PORT' is not NAME=value. Fix: e.g. --env INF3KIT_PORT=8080"
     )
+
+
+def test_warm_pool_instance_completes_the_launch_hook_once_prepared(
+    s3: object, tmp_path: Path
+) -> None:
+    """EC2 Auto Scaling stops a warm-pool instance only after its launch hook completes."""
+    _upload(s3, tmp_path, "m.tar.gz")
+    config = _config(tmp_path, "m.tar.gz")
+    complete = Recorder(tmp_path / "hook.log")
+    _run(tmp_path, config, s3, lifecycle_state=lambda: "Warmed:Stopped", complete=complete)
+    assert complete.calls() == [["CONTINUE"]]
+
+
+def test_warm_pool_restart_into_service_reuses_the_bundle_and_serves(
+    s3: object, tmp_path: Path, ready_server: int
+) -> None:
+    """The per-boot bootstrap on the second boot must not need the download again."""
+    _upload(s3, tmp_path, "m.tar.gz")
+    config = _config(tmp_path, "m.tar.gz", port=ready_server)
+    _run(
+        tmp_path,
+        config,
+        s3,
+        lifecycle_state=lambda: "Warmed:Stopped",
+        complete=Recorder(tmp_path / "first.log"),
+    )
+    s3.delete_object(Bucket=BUCKET, Key="m.tar.gz")  # type: ignore[attr-defined]
+    complete = Recorder(tmp_path / "hook.log")
+    result, systemd, signals = _run(
+        tmp_path, config, s3, lifecycle_state=lambda: "InService", complete=complete
+    )
+    assert result.started and result.variant == "cpu/b4"
+    assert [["start", "inf3kit.service"]] in systemd.calls()
+    assert complete.calls() == [["CONTINUE"]]
+    assert signals.calls() == [["SUCCESS", "ready on /v2/health/ready with cpu/b4"]]
+
+
+def test_a_new_bundle_uri_is_downloaded_even_with_one_installed(
+    s3: object, tmp_path: Path, ready_server: int
+) -> None:
+    _upload(s3, tmp_path, "v1.tar.gz")
+    _run(tmp_path, _config(tmp_path, "v1.tar.gz", port=ready_server), s3)
+    config = _config(tmp_path, "v2.tar.gz", port=ready_server)
+    with pytest.raises(BootstrapError, match="cannot download the bundle s3://fleet-models/v2"):
+        _run(tmp_path, config, s3)
+
+
+def test_fails_abandon_the_launch_and_signal_failure(s3: object, tmp_path: Path) -> None:
+    config = _config(tmp_path, "missing.tar.gz")
+    complete, signals = Recorder(tmp_path / "hook.log"), Recorder(tmp_path / "signals.log")
+    with pytest.raises(BootstrapError):
+        bootstrap(
+            config,
+            s3_client=s3,
+            run=Recorder(tmp_path / "systemctl.log"),
+            signal=signals,
+            lifecycle_state=lambda: "Warmed:Stopped",
+            hardware=CPU,
+            complete=complete,
+        )
+    assert complete.calls() == [["ABANDON"]]
+    assert [c[0] for c in signals.calls()] == ["FAILURE"]

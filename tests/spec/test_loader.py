@@ -188,9 +188,60 @@ def test_fails_when_rollout_strategy_is_unknown() -> None:
 
 def test_fails_when_warm_pool_meets_mixed_instances() -> None:
     assert problems(GOOD + "  warm_pool: {min_size: 1}\n") == [
-        "fleet (line 7): warm_pool cannot be combined with 2 instance types (a mixed instances "
-        "policy): AWS refuses a warm pool on such a group. Fix: drop `warm_pool`, or keep a single "
-        "instance type with spot_percent 0"
+        "fleet (line 7): warm pool: cannot be combined with 2 instance types (a mixed instances "
+        "policy); AWS refuses a warm pool on such a group. Fix: drop the warm pool, or keep a "
+        "single instance type with spot_percent 0"
+    ]
+
+
+def test_fails_when_warm_pool_would_hibernate_neuron_instances() -> None:
+    text = GOOD.replace("[inf3.xlarge, inf2.xlarge]", "[inf2.xlarge]")
+    assert problems(text + "  warm_pool: {min_size: 1, state: hibernated}\n") == [
+        "fleet (line 7): warm pool: state 'hibernated' needs an instance family that hibernates, "
+        "and no Inferentia or Trainium family does (EC2 hibernation prerequisites). Fix: use "
+        "state 'stopped' (pay for volumes only) or 'running'"
+    ]
+
+
+def test_fails_when_a_fleet_runs_on_inf1() -> None:
+    text = GOOD.replace("[inf3.xlarge, inf2.xlarge]", "[inf2.xlarge, inf1.xlarge]")
+    assert problems(text) == [
+        "fleet.instance_types[1] (line 7): inf1.xlarge: the Neuron DLAMIs no longer support Inf1, "
+        "and an inf3kit fleet installs torch-neuronx (Neuron 2.x), which cannot drive "
+        "Inferentia1 (Neuron docs, Inf1 support matrix and DLAMI release notes). Fix: use a "
+        "family a fleet runs on (inf2, inf3, trn1, trn2, trn3), or serve inf1 on a SageMaker "
+        "endpoint (images: pytorch-inference-neuron)"
+    ]
+
+
+def test_default_rollout_follows_the_instance_count() -> None:
+    one = parse_spec(GOOD).spec.endpoint
+    two = parse_spec(GOOD.replace("ml.inf2.xlarge\n", "ml.inf2.xlarge\n  instances: {min: 2}\n"))
+    assert one is not None and one.rollout_strategy == "all_at_once"
+    assert two.spec.endpoint is not None and two.spec.endpoint.rollout_strategy == "canary"
+
+
+def test_fails_when_a_canary_would_be_the_whole_fleet() -> None:
+    text = GOOD.replace("ml.inf2.xlarge\n", "ml.inf2.xlarge\n  rollout: {strategy: canary}\n")
+    assert problems(text) == [
+        "endpoint (line 5): rollout: canary shifts a share of at most 50% of the instances, but "
+        "instances.min is 1, so the smallest share is the whole fleet. Fix: set instances.min to "
+        "2 or more, or use strategy all_at_once (still blue/green, baked and rolled back on "
+        "alarms)"
+    ]
+
+
+def test_fails_when_guardrails_are_asked_of_inf1() -> None:
+    text = GOOD.replace(
+        "ml.inf2.xlarge\n",
+        "ml.inf1.xlarge\n  image: pytorch-inference-neuron\n  instances: {min: 2}\n"
+        "  rollout: {strategy: linear}\n",
+    ).replace("fleet:\n  instance_types: [inf3.xlarge, inf2.xlarge]\n", "")
+    assert problems(text) == [
+        "endpoint (line 5): rollout: linear on ml.inf1.xlarge: SageMaker deployment guardrails "
+        "do not support Inf1 endpoints: an update falls back to blue/green all at once with no "
+        'final baking period (SageMaker developer guide, deployment guardrails "Exclusions"). '
+        "Fix: use strategy all_at_once, which is what SageMaker would do anyway"
     ]
 
 

@@ -188,7 +188,7 @@ def test_fails_when_delivery_has_an_unknown_key() -> None:
     )
 
 
-# --- the pipeline of examples/gitops.yaml (synthesized once, by tests/stacks/conftest.py) ---
+# --- the pipeline of examples/gitops.yaml (synthesized once, by tests/conftest.py) ---
 
 
 def _template(result: SynthResult, stack: str) -> dict[str, Any]:

@@ -21,7 +21,7 @@ model:
 serving: {{max_batch_size: 8, max_delay_ms: 2, request_timeout_ms: 2000}}
 endpoint:
   instance_type: {instance_type}
-  instances: {{min: 1, max: 3}}
+  instances: {{min: 2, max: 3}}
   scaling:
     invocations_per_instance: 300
     schedule:
@@ -137,7 +137,7 @@ def test_spec_settings_reach_the_endpoint(inf2_and_inf3) -> None:
     template.has_resource_properties(
         "AWS::ApplicationAutoScaling::ScalableTarget",
         {
-            "MinCapacity": 1,
+            "MinCapacity": 2,
             "MaxCapacity": 3,
             "ScheduledActions": Match.array_with(
                 [Match.object_like({"Schedule": "cron(0 20 ? * MON-FRI *)"})]

@@ -8,7 +8,7 @@ import pytest
 
 from inf3kit.constructs import PROVISIONAL_WARNING_ID
 from inf3kit.stacks import SynthResult
-from tests.stacks.conftest import EXAMPLES
+from tests.conftest import EXAMPLES
 
 
 @pytest.mark.parametrize("example", [p.stem for p in EXAMPLES])
