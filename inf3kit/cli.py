@@ -18,7 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from inf3kit.catalog import CatalogError, load_catalog
-from inf3kit.spec import LoadedSpec, SpecError, load_spec
+from inf3kit.spec import LoadedSpec, Spec, SpecError, load_spec
 
 if TYPE_CHECKING:
     from inf3kit.stacks import SynthResult
@@ -172,6 +172,7 @@ def deploy(
         raise typer.Exit(1)
 
     if not local:
+        _preflight(loaded.spec)
         approval = ["--require-approval", "never"] if yes else []
         _run_cdk_on_aws(["deploy", "--all", *approval], spec, output)
         return
@@ -191,6 +192,23 @@ def deploy(
         f"[green]deployed[/] into the local AWS emulator at {aws.endpoint}; "
         f"`inf3kit destroy {spec} --local` removes it and stops the emulator"
     )
+
+
+def _preflight(spec: Spec) -> None:
+    """Stop before the CDK CLI runs when the deployed state already decides the deploy fails."""
+    import boto3
+
+    from inf3kit.preflight import instance_type_change_problems
+
+    try:
+        problems = instance_type_change_problems(spec, boto3.Session())
+    except (BotoCoreError, ClientError) as exc:
+        _error("preflight skipped, cannot read the account", exc)
+        return
+    if problems:
+        for problem in problems:
+            _error("preflight", problem)
+        raise typer.Exit(1)
 
 
 @app.command()
