@@ -39,10 +39,14 @@ def _load(spec: Path) -> LoadedSpec:
     try:
         return load_spec(spec)
     except SpecError as exc:
-        _error(exc.source, f"{len(exc.problems)} problem(s)")
-        for problem in exc.problems:
-            err.print(Text.assemble(("  - ", "red"), str(problem)), highlight=False)
+        _print_spec_error(exc)
         raise typer.Exit(1) from None
+
+
+def _print_spec_error(exc: SpecError, what: str = "") -> None:
+    _error(exc.source, f"{what}{len(exc.problems)} problem(s)")
+    for problem in exc.problems:
+        err.print(Text.assemble(("  - ", "red"), str(problem)), highlight=False)
 
 
 @app.command()
@@ -51,6 +55,11 @@ def validate(spec: SpecArg) -> None:
     loaded = _load(spec)
     parts = [p for p in ("endpoint", "fleet") if getattr(loaded.spec, p) is not None]
     console.print(f"[green]ok[/] {spec}: service {loaded.spec.name!r} with {' and '.join(parts)}")
+    from inf3kit.plan.for_spec import knees_per_minute
+    from inf3kit.spec.capacity import scaling_target_warnings
+
+    for warning in scaling_target_warnings(loaded.spec, knees_per_minute(loaded)):
+        console.print(Text.assemble(("warning ", "yellow"), warning), highlight=False)
 
 
 @app.command()
@@ -93,14 +102,22 @@ def _print_synth(result: SynthResult) -> None:
             console.print(f"    {finding.rule} {finding.resource}: {finding.message}", markup=False)
 
 
-@app.command()
+catalog_app = typer.Typer(help="The hardware catalog and its prices.")
+app.add_typer(catalog_app, name="catalog")
+CatalogFile = Annotated[
+    Path | None, typer.Option("--catalog", help="a catalog override file to merge")
+]
+
+
+@catalog_app.callback(invoke_without_command=True)
 def catalog(
+    ctx: typer.Context,
     family: Annotated[str | None, typer.Option(help="only this family, e.g. inf3")] = None,
-    file: Annotated[
-        Path | None, typer.Option("--catalog", help="a catalog override file to merge")
-    ] = None,
+    file: CatalogFile = None,
 ) -> None:
     """List the known instance types, their accelerators, prices and status."""
+    if ctx.invoked_subcommand is not None:
+        return
     try:
         cat = load_catalog(file)
     except CatalogError as exc:
@@ -137,6 +154,109 @@ def catalog(
         console.print(f"[dim]{fam} prices: {sample.price_source} ({sample.price_as_of})[/]")
         for key, source in sorted(sample.sources.items()):
             console.print(f"[yellow]{fam} {key}[/]: {source}", highlight=False)
+
+
+@catalog_app.command("prices")
+def catalog_prices(
+    region: Annotated[str, typer.Option(help="the region to price")] = "us-east-1",
+    refresh: Annotated[
+        bool, typer.Option("--refresh", help="fetch from the AWS Price List API (credentials)")
+    ] = False,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="override file --refresh updates (default: $INF3KIT_CATALOG)"),
+    ] = None,
+    file: CatalogFile = None,
+) -> None:
+    """Show every type's price in a region with its source and date; --refresh updates them."""
+    from inf3kit.plan.commands import list_prices, refresh_catalog_prices
+
+    try:
+        if refresh:
+            refresh_catalog_prices(console, region, out, file)
+        else:
+            console.print(list_prices(load_catalog(file), region))
+    except (CatalogError, BotoCoreError, ClientError, OSError) as exc:
+        _error("prices failed", exc)
+        raise typer.Exit(1) from None
+
+
+@app.command()
+def profile(
+    bundle: Annotated[Path, typer.Argument(help="bundle directory or .tar.gz")],
+    url: Annotated[
+        str | None, typer.Option(help="measure a running server at this URL instead")
+    ] = None,
+    target: Annotated[
+        str | None, typer.Option(help="variant target (in-process: default this host's)")
+    ] = None,
+    batch_size: Annotated[
+        list[int] | None, typer.Option(help="compiled batch size to measure (repeatable)")
+    ] = None,
+    concurrency: Annotated[
+        list[int] | None, typer.Option(help="clients in flight (repeatable; default 1..4x batch)")
+    ] = None,
+    seconds: Annotated[float, typer.Option(help="measuring time per point")] = 2.0,
+    out: Annotated[Path | None, typer.Option(help="default: stored next to the bundle")] = None,
+) -> None:
+    """Measure throughput and latency per replica; store the profile next to the bundle."""
+    from inf3kit.plan.commands import run_profile
+
+    try:
+        run_profile(console, bundle, url, target, batch_size, concurrency, seconds, out)
+    except (ValueError, OSError) as exc:
+        _error("profile failed", exc)
+        raise typer.Exit(1) from None
+
+
+@app.command()
+def plan(
+    spec: SpecArg,
+    rps: Annotated[float, typer.Option(help="target load, requests (one row each) per second")],
+    p99_ms: Annotated[float, typer.Option(help="p99 latency target in milliseconds")],
+    profile: Annotated[
+        list[Path] | None, typer.Option(help="profile JSON (repeatable; default: stored ones)")
+    ] = None,
+    region: Annotated[str, typer.Option(help="region for prices")] = "us-east-1",
+    headroom: Annotated[float, typer.Option(help="share kept below the knee")] = 0.2,
+    model_gib: Annotated[
+        float | None, typer.Option(help="accelerator memory per replica (default: variant size)")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the plan as JSON")] = False,
+    html: Annotated[Path | None, typer.Option(help="write an HTML report with charts")] = None,
+    apply: Annotated[bool, typer.Option(help="write the choice into the spec")] = False,
+    choose: Annotated[
+        list[str] | None, typer.Option(help="with --apply: this type (default: cheapest GA)")
+    ] = None,
+    peak: Annotated[float, typer.Option(help="with --apply: max capacity = min x peak")] = 2.0,
+) -> None:
+    """Instances, monthly cost and $ per million inferences per instance type for a load."""
+    from inf3kit.plan.commands import run_plan
+
+    loaded = _load(spec)
+    try:
+        run_plan(
+            console,
+            loaded,
+            spec,
+            rps=rps,
+            p99_ms=p99_ms,
+            profiles=profile or [],
+            region=region,
+            headroom=headroom,
+            model_gib=model_gib,
+            as_json=as_json,
+            html=html,
+            apply=apply,
+            choose=choose or [],
+            peak=peak,
+        )
+    except SpecError as exc:
+        _print_spec_error(exc, "--apply refused, the spec is unchanged: ")
+        raise typer.Exit(1) from None
+    except (ValueError, OSError) as exc:
+        _error("plan failed", exc)
+        raise typer.Exit(1) from None
 
 
 LocalFlag = Annotated[

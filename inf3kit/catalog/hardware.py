@@ -17,6 +17,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from inf3kit.catalog.prices import BASE_REGION, Price, PriceData, price_in_region
+
 CATALOG_ENV = "INF3KIT_CATALOG"
 """Environment variable naming a user catalog file merged over the shipped one."""
 
@@ -29,12 +31,26 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class RelativeThroughput(_Strict):
+    """Throughput of one chip relative to one chip of `reference`, with where the ratio comes from.
+
+    `inf3kit plan` estimates a family it has no profile for from one it has, through these
+    ratios; a provisional ratio makes every figure derived from it provisional.
+    """
+
+    reference: str
+    ratio: float = Field(gt=0)
+    source: str
+    provisional: bool = False
+
+
 class AcceleratorData(_Strict):
     kind: Literal["neuron", "gpu"]
     neuroncore_generation: str | None = None
     neuron_cores_per_chip: int | None = None
     memory_gib_per_chip: float
     source: str
+    throughput: RelativeThroughput | None = None
 
 
 class SizeData(_Strict):
@@ -61,6 +77,8 @@ class FamilyData(_Strict):
 class CatalogData(_Strict):
     accelerators: dict[str, AcceleratorData] = Field(default_factory=dict)
     families: dict[str, FamilyData] = Field(default_factory=dict)
+    prices: dict[str, dict[str, PriceData]] = Field(default_factory=dict)
+    """Region -> instance type -> price; wins over the sizes' `price`/`ml_price` (us-east-1)."""
 
 
 @dataclass(frozen=True)
@@ -115,6 +133,13 @@ class Catalog:
                 self._add(family_name, family, accel, size_name, size, "ec2")
                 if family.sagemaker:
                     self._add(family_name, family, accel, size_name, size, "sagemaker")
+        for region, entries in data.prices.items():
+            unknown = sorted(set(entries) - set(self._types))
+            if unknown:
+                raise CatalogError(
+                    f"prices.{region} names unknown instance types {', '.join(unknown)}. "
+                    "Fix: use names listed by `inf3kit catalog`, or add the family first"
+                )
 
     def _add(
         self,
@@ -222,6 +247,17 @@ class Catalog:
     @property
     def families(self) -> list[str]:
         return list(self.data.families)
+
+    def price(self, name: str, region: str = BASE_REGION) -> Price:
+        """The on-demand (and, where recorded, Spot) price of `name` in `region`, with its source.
+
+        A price the catalog does not hold comes back with `usd_per_hour=None` and a source that
+        says how to add it, never as a guess.
+        """
+        return price_in_region(self.get(name), region, self.data.prices.get(region, {}))
+
+    def accelerator(self, name: str) -> AcceleratorData:
+        return self.data.accelerators[name]
 
 
 def family_of(instance_type: str) -> str:
