@@ -26,6 +26,7 @@ from inf3kit.plan.report import (
     profile_lines,
     profile_table,
     source_lines,
+    unpriced_line,
 )
 from inf3kit.spec import LoadedSpec
 
@@ -119,6 +120,9 @@ def run_plan(
         for line in profile_lines(plan):
             console.print(line, highlight=False, markup=False)
         console.print(plan_table(plan))
+        unpriced = unpriced_line(plan)
+        if unpriced:
+            console.print(Text(unpriced, style="yellow"), highlight=False)
         for line in excluded_lines(plan):
             console.print(Text.assemble(("excluded ", "yellow"), line), highlight=False)
         for line in source_lines(plan):

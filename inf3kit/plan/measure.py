@@ -18,7 +18,6 @@ import time
 import urllib.parse
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -205,43 +204,30 @@ def profile_in_process(
 
 
 class _HttpClient:
-    """One keep-alive connection per client thread to the OIP `infer` route."""
+    """One keep-alive connection to a server; each closed-loop client thread owns one."""
 
-    def __init__(self, url: str, path: str, body: bytes) -> None:
+    def __init__(self, url: str) -> None:
         parts = urllib.parse.urlsplit(url)
         conn_type = (
             http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
         )
         self._conn = conn_type(parts.netloc, timeout=60)
-        self._path = parts.path.rstrip("/") + path
-        self._body = body
+        self._prefix = parts.path.rstrip("/")
 
-    def call(self) -> None:
-        self._conn.request("POST", self._path, self._body, {"Content-Type": "application/json"})
+    def request(self, method: str, path: str, body: bytes | None = None) -> bytes:
+        headers = {"Content-Type": "application/json"} if body is not None else {}
+        self._conn.request(method, self._prefix + path, body, headers)
         response = self._conn.getresponse()
         payload = response.read()
         if response.status != 200:
             raise ManifestError(
-                f"POST {self._path} answered {response.status}: {payload[:200]!r}. "
+                f"{method} {self._prefix + path} answered {response.status}: {payload[:200]!r}. "
                 "Fix: check the URL and that the server serves this bundle"
             )
+        return payload
 
     def close(self) -> None:
         self._conn.close()
-
-
-def _get_json(url: str, path: str) -> dict[str, Any]:
-    client = _HttpClient(url, path, b"")
-    try:
-        client._conn.request("GET", client._path)
-        response = client._conn.getresponse()
-        payload = response.read()
-    finally:
-        client.close()
-    if response.status != 200:
-        raise ManifestError(f"GET {path} on {url} answered {response.status}")
-    data: dict[str, Any] = json.loads(payload)
-    return data
 
 
 def profile_http(
@@ -260,7 +246,11 @@ def profile_http(
     finally:
         bundle.remove()
     route = f"/v2/models/{manifest.name}"
-    config = _get_json(url, f"{route}/config")
+    client = _HttpClient(url)
+    try:
+        config = json.loads(client.request("GET", f"{route}/config"))
+    finally:
+        client.close()
     batch = int(config.get("max_batch_size") or 1)
     body = json.dumps(
         {
@@ -302,10 +292,10 @@ def _http_point(
     stop = start + seconds
 
     def client() -> None:
-        conn = _HttpClient(url, path, body)
+        conn = _HttpClient(url)
         try:
             while (t0 := time.perf_counter()) < stop:
-                conn.call()
+                conn.request("POST", path, body)
                 with lock:
                     latencies.append(time.perf_counter() - t0)
         except Exception as exc:

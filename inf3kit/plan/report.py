@@ -89,6 +89,15 @@ def plan_json(plan: Plan) -> str:
     return json.dumps(plan_dict(plan), indent=2) + "\n"
 
 
+def compact(value: int) -> str:
+    """12,345 stays; 1,234,567 -> 1.23M: a table cell, JSON has the exact figure."""
+    if value < 100_000:
+        return f"{value:,}"
+    if value < 1_000_000:
+        return f"{value / 1e3:.3g}k"
+    return f"{value / 1e6:.3g}M"
+
+
 def money(value: float | None, digits: int = 0) -> str:
     return "-" if value is None else f"${value:,.{digits}f}"
 
@@ -101,13 +110,12 @@ def plan_table(plan: Plan) -> Table:
             f"headroom {load.headroom:.0%}, N+1"
         ),
         caption=(
-            "sorted by $ per million inferences; rows missing the p99 target or a price last. "
-            "basis: measured, scaled or provisional (prov.) from the named profile; "
-            "x = throughput factor"
+            "sorted by $ per million inferences, rows missing the p99 target last; basis: "
+            "measured, scaled or provisional, from the named profile, x throughput factor"
         ),
     )
-    table.add_column("type", no_wrap=True)
-    table.add_column("basis")
+    table.add_column("type", overflow="fold")
+    table.add_column("basis", overflow="fold")
     for name in ("batch", "replicas", "target/min", "instances", "p99 ms", "$/h", "$/month"):
         table.add_column(name, justify="right")
     if load.spot_percent:
@@ -115,6 +123,8 @@ def plan_table(plan: Plan) -> Table:
     table.add_column("$/1M", justify="right")
     table.add_column("notes")
     for row in plan.rows:
+        if row.price.missing:
+            continue  # listed by unpriced_line(): a row without a price compares nothing
         basis = Text(short_basis(row), style="yellow" if row.provisional else "")
         p99 = Text(f"{row.p99_ms:.3g}", style="" if row.latency_ok else "red")
         cells: list[str | Text] = [
@@ -122,7 +132,7 @@ def plan_table(plan: Plan) -> Table:
             basis,
             str(row.batch_size),
             str(row.replicas_per_instance),
-            f"{row.scaling_target_per_minute:,}",
+            compact(row.scaling_target_per_minute),
             str(row.instances),
             p99,
             money(row.price.usd_per_hour, 4),
@@ -152,6 +162,16 @@ def short_notes(row: Row) -> str:
     if not row.latency_ok:
         notes.append("misses p99")
     return ", ".join(notes)
+
+
+def unpriced_line(plan: Plan) -> str | None:
+    names = [r.instance_type for r in plan.rows if r.price.missing]
+    if not names:
+        return None
+    return (
+        f"no {plan.load.region} price recorded for {', '.join(names)} (in --json and --html "
+        f"without cost). Fix: `inf3kit catalog prices --refresh --region {plan.load.region}`"
+    )
 
 
 def excluded_lines(plan: Plan) -> list[str]:
