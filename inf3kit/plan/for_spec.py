@@ -88,8 +88,27 @@ def plan_for_spec(
         max_batch_size=spec.serving.max_batch_size,
     )
     return build_plan(
-        loaded.catalog, found, load, platforms=platforms_of(loaded), variant_cores=variant_cores
+        loaded.catalog,
+        found,
+        load,
+        platforms=platforms_of(loaded),
+        variant_cores=variant_cores,
+        refusals=refusals(loaded),
     )
+
+
+def refusals(loaded: LoadedSpec) -> dict[str, str]:
+    """Types the spec would refuse in its sections (the compatibility matrix's reasons)."""
+    compat, spec, out = loaded.compatibility, loaded.spec, {}
+    for itype in loaded.catalog.types():
+        problem = None
+        if itype.platform == "ec2" and spec.fleet is not None:
+            problem = compat.fleet_problem(itype.name)
+        elif itype.platform == "sagemaker" and spec.endpoint is not None:
+            problem = compat.guardrails_problem(itype.name, spec.endpoint.rollout_strategy)
+        if problem:
+            out[itype.name] = problem
+    return out
 
 
 def knees_per_minute(loaded: LoadedSpec, region: str = "us-east-1") -> dict[str, float]:

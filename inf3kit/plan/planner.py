@@ -250,11 +250,13 @@ def build_plan(
     *,
     platforms: list[str],
     variant_cores: dict[str, int] | None = None,
+    refusals: dict[str, str] | None = None,
 ) -> Plan:
     """Rows for every catalog type of `platforms`, sorted by cost per million (latency first).
 
     `variant_cores` maps each target the bundle has a variant for to its cores per replica;
-    an empty mapping means the bundle's variants are unknown (an s3:// bundle).
+    an empty mapping means the bundle's variants are unknown (an s3:// bundle). `refusals`
+    excludes the types the spec would refuse, with the spec's own reason.
     """
     if load.rps <= 0 or load.p99_ms <= 0 or not 0 <= load.headroom < 1:
         raise ValueError(
@@ -265,6 +267,11 @@ def build_plan(
     plan = Plan(load, profiles)
     for itype in catalog.types():
         if itype.platform not in platforms:
+            continue
+        if refusals and itype.name in refusals:
+            plan.excluded.append(
+                Excluded(itype.name, f"the spec refuses it: {refusals[itype.name]}")
+            )
             continue
         result = plan_row(catalog, itype, by_target, load, variant_cores=variant_cores or {})
         if isinstance(result, Excluded):

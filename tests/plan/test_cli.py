@@ -172,3 +172,16 @@ def test_fails_when_url_profile_has_no_target(profiled: Path) -> None:
     )
     assert result.exit_code == 1
     assert "--url needs --target" in result.output
+
+
+def test_plan_excludes_the_types_the_spec_would_refuse(profiled: Path) -> None:
+    """A fleet cannot run Inf1, and with two instances the endpoint rolls out by canary,
+    which SageMaker refuses on ml.inf1 (the compatibility matrix's reasons)."""
+    spec = spec_in(profiled, 402)
+    spec.write_text(spec.read_text().replace("{min: 1, max: 2}", "{min: 2, max: 4}"))
+    result = runner.invoke(app, ["plan", str(spec), "--rps", "100", "--p99-ms", "50", "--json"])
+    data = json.loads(result.output)
+    excluded = {e["instance_type"]: e["reason"] for e in data["excluded"]}
+    assert excluded["inf1.xlarge"].startswith("the spec refuses it: inf1.xlarge: the Neuron DLAMI")
+    assert "deployment guardrails" in excluded["ml.inf1.xlarge"]
+    assert not any(r["family"] == "inf1" for r in data["rows"])
