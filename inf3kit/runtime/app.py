@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from prometheus_client import CollectorRegistry, generate_latest
 
 from inf3kit.runtime.batcher import Batcher, DeadlineExceeded, QueueFull
 from inf3kit.runtime.datatypes import NUMPY_DTYPES, triton_type
@@ -77,6 +78,10 @@ class InferenceApp:
         self._unpack_dir: Path | None = None
         self._drain_started: float | None = None
         self._timeout_s = settings.request_timeout_ms / 1000
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.render_metrics: Callable[[], bytes] = lambda: generate_latest(self.registry)
+        # Set by a multi-process server: why the other processes are not all ready, or None.
+        self.peers_not_ready: Callable[[], str | None] = lambda: None
         self._routes: dict[str, Callable[[], tuple[int, bytes, bytes]]] = {
             "/ping": self._ping,
             "/v2/health/ready": self._ready,
@@ -126,7 +131,7 @@ class InferenceApp:
     def _start(self, model: LoadedModel) -> None:
         manifest, batch = model.manifest, model.variant.batch_size
         self._model = model
-        self._metrics = Metrics(manifest.name)
+        self._metrics = Metrics(manifest.name, self.registry)
         self._metrics.inflight.set_function(lambda: self.inflight)
         self._metrics.workers.set(len(model.backends))
         self._schema = Schema(manifest, batch)
@@ -144,6 +149,11 @@ class InferenceApp:
             self.state = State.READY
             self._metrics.ready.set(1)
             log.info("ready: %s", manifest.name)
+
+    def sync_gauges(self) -> None:
+        """Copy the in-flight count into its gauge (multi-process metrics cannot call back)."""
+        if self._metrics is not None:
+            self._metrics.inflight.set(self.inflight)
 
     def _fail(self, error: str) -> None:
         """The fatal path: never ready, say why, free the bundle copy, ask the server to exit."""
@@ -197,48 +207,58 @@ class InferenceApp:
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         method, path = scope["method"], scope["path"]
         try:
-            if path == "/invocations" and method == "POST":
+            if path == "/invocations":
+                _check_method(method, "POST", path)
                 await self._infer(scope, receive, send, sagemaker=True)
             elif path.startswith("/v2/models/"):
                 await self._model_route(scope, receive, send, method, path)
             else:
                 await self._simple_route(send, method, path)
         except RequestError as exc:
-            await _send_error(send, exc.status, exc.message)
+            self._count_failure(FAILURE_REASONS.get(exc.status, "internal"))
+            extra = [(b"allow", exc.allow)] if isinstance(exc, MethodNotAllowed) else None
+            await _send(send, exc.status, _error_body(exc.message), JSON, extra)
         except Exception:
+            self._count_failure("internal")
             log.exception("unhandled error for %s %s", method, path)
             await _send_error(send, 500, "internal server error; see the server log")
+
+    def _count_failure(self, reason: str) -> None:
+        if self._metrics is not None:
+            self._metrics.failure[reason].inc()
 
     async def _simple_route(self, send: Send, method: str, path: str) -> None:
         handler = self._routes.get(path)
         if handler is None:
             raise RequestError(404, f"no route {path!r}")
-        allowed = "POST" if path == "/v2/repository/index" else "GET"
-        if method != allowed and not (method == "HEAD" and allowed == "GET"):
-            raise RequestError(405, f"{path} accepts {allowed}, not {method}")
+        _check_method(method, "POST" if path == "/v2/repository/index" else "GET", path)
         status, body, content_type = handler()
         await _send(send, status, body, content_type)
 
     def _not_ready_message(self) -> str:
+        if self.state is State.READY:
+            return self.peers_not_ready() or "ready"
         if self.state is State.FAILED:
             return self.error or "model failed to load"
         if self.state is State.DRAINING:
             return "the server is shutting down; retry on another instance"
         return "the model is loading"
 
+    def _serving(self) -> bool:
+        return self.state is State.READY and self.peers_not_ready() is None
+
     def _ping(self) -> tuple[int, bytes, bytes]:
-        if self.state is State.READY:
+        if self._serving():
             return 200, b'{"status":"ready"}', JSON
         return 503, _error_body(self._not_ready_message()), JSON
 
     def _ready(self) -> tuple[int, bytes, bytes]:
-        if self.state is State.READY:
+        if self._serving():
             return 200, b"", JSON
         return 503, _error_body(self._not_ready_message()), JSON
 
     def _render_metrics(self) -> tuple[int, bytes, bytes]:
-        body = self._metrics.render() if self._metrics is not None else b""
-        return 200, body, b"text/plain; version=0.0.4; charset=utf-8"
+        return 200, self.render_metrics(), b"text/plain; version=0.0.4; charset=utf-8"
 
     def _server_metadata(self) -> tuple[int, bytes, bytes]:
         from inf3kit.runtime import __version__
@@ -263,10 +283,13 @@ class InferenceApp:
         if len(rest) >= 2 and rest[0] == "versions":
             version, rest = rest[1], rest[2:]
         action = "/".join(rest)
+        if action not in _MODEL_ACTIONS or version == "":
+            raise RequestError(404, f"no route {path!r}")
+        _check_method(method, _MODEL_ACTIONS[action], path)
         if self._schema is None:
             raise RequestError(503, self._not_ready_message())
         manifest = self._schema.manifest
-        if name != manifest.name or (version not in (None, "", manifest.version)):
+        if name != manifest.name or (version not in (None, manifest.version)):
             shown = name if version is None else f"{name}/versions/{version}"
             raise RequestError(
                 404,
@@ -274,21 +297,14 @@ class InferenceApp:
                 f"version {manifest.version!r}",
             )
         if action == "infer":
-            if method != "POST":
-                raise RequestError(405, f"{path} accepts POST, not {method}")
             await self._infer(scope, receive, send, sagemaker=False)
-            return
-        if method not in ("GET", "HEAD"):
-            raise RequestError(405, f"{path} accepts GET, not {method}")
-        if action == "":
+        elif action == "":
             await _send(send, 200, orjson.dumps(self._model_metadata()))
         elif action == "ready":
             status, body, _ = self._ready()
             await _send(send, status, body)
-        elif action == "config":
-            await _send(send, 200, orjson.dumps(self._model_config()))
         else:
-            raise RequestError(404, f"no route {path!r}")
+            await _send(send, 200, orjson.dumps(self._model_config()))
 
     def _model_metadata(self) -> dict[str, Any]:
         assert self._schema is not None
@@ -342,18 +358,10 @@ class InferenceApp:
         started = time.perf_counter()
         metrics = self._metrics
         if self.state is not State.READY or metrics is None:
-            if metrics is not None:
-                metrics.failure["unavailable"].inc()
             raise RequestError(503, self._not_ready_message())
         self.inflight += 1  # also the inflight gauge (set_function in _start)
         try:
             body, content = await self._handle(scope, receive, sagemaker)
-        except RequestError as exc:
-            metrics.failure[FAILURE_REASONS.get(exc.status, "internal")].inc()
-            raise
-        except Exception:
-            metrics.failure["internal"].inc()
-            raise
         finally:
             self.inflight -= 1
         headers = [] if content is None else [(b"inference-header-content-length", b"%d" % content)]
@@ -436,6 +444,24 @@ class InferenceApp:
             if not message.get("more_body", False):
                 break
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+_MODEL_ACTIONS = {"": "GET", "ready": "GET", "config": "GET", "infer": "POST"}
+"""The routes under ``/v2/models/{m}[/versions/{v}]/`` and the method each accepts."""
+
+
+class MethodNotAllowed(RequestError):
+    """A 405 that carries the ``Allow`` header value (RFC 9110 requires it)."""
+
+    def __init__(self, path: str, method: str, allowed: str) -> None:
+        super().__init__(405, f"{path} accepts {allowed}, not {method}")
+        self.allow = b"GET, HEAD" if allowed == "GET" else allowed.encode()
+
+
+def _check_method(method: str, allowed: str, path: str) -> None:
+    """Accept ``allowed``, and HEAD where GET is allowed; anything else is a 405."""
+    if method != allowed and not (method == "HEAD" and allowed == "GET"):
+        raise MethodNotAllowed(path, method, allowed)
 
 
 def _int_header(value: bytes | None, name: str) -> int | None:

@@ -15,6 +15,7 @@ _LATENCY_BUCKETS = (
 FAILURE_REASONS: dict[int, str] = {
     400: "bad_request",
     404: "not_found",
+    405: "method_not_allowed",
     413: "too_large",
     415: "unsupported_media_type",
     429: "queue_full",
@@ -27,8 +28,8 @@ FAILURE_REASONS: dict[int, str] = {
 class Metrics:
     """Bound metric children for one model, created once so the hot path does no label lookups."""
 
-    def __init__(self, model: str) -> None:
-        self.registry = CollectorRegistry(auto_describe=True)
+    def __init__(self, model: str, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry(auto_describe=True)
         r = self.registry
         success = Counter(
             "inf3kit_request_success", "Inference requests answered 200.", ["model"], registry=r
@@ -70,10 +71,24 @@ class Metrics:
             registry=r,
         )
         inflight = Gauge(
-            "inf3kit_inflight_requests", "Inference requests being handled.", ["model"], registry=r
+            "inf3kit_inflight_requests",
+            "Inference requests being handled.",
+            ["model"],
+            registry=r,
+            multiprocess_mode="livesum",
         )
-        self.ready = Gauge("inf3kit_ready", "1 when the model is ready to serve.", registry=r)
-        self.workers = Gauge("inf3kit_workers", "Device workers serving the model.", registry=r)
+        self.ready = Gauge(
+            "inf3kit_ready",
+            "1 when the model is ready to serve (in every server process).",
+            registry=r,
+            multiprocess_mode="livemin",
+        )
+        self.workers = Gauge(
+            "inf3kit_workers",
+            "Device workers serving the model.",
+            registry=r,
+            multiprocess_mode="livesum",
+        )
         self.success = success.labels(model)
         reasons = [*FAILURE_REASONS.values(), "internal"]
         self.failure = {reason: failure.labels(model, reason) for reason in reasons}
@@ -86,3 +101,37 @@ class Metrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+CONNECTION_EVENTS = (
+    "client_disconnect",
+    "header_timeout",
+    "body_timeout",
+    "idle_timeout",
+    "headers_too_large",
+    "malformed",
+    "upgrade_refused",
+    "over_limit",
+    "evicted_idle",
+    "refused",
+)
+"""The ``event`` label of ``inf3kit_connection_events_total`` (docs/runtime.md explains each)."""
+
+
+class ConnectionMetrics:
+    """HTTP connection counters, kept by the protocol layer below the app."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        events = Counter(
+            "inf3kit_connection_events",
+            "Connection-level events: timeouts, refusals, client disconnects.",
+            ["event"],
+            registry=registry,
+        )
+        self.events = {event: events.labels(event) for event in CONNECTION_EVENTS}
+        self.open = Gauge(
+            "inf3kit_open_connections",
+            "HTTP connections open.",
+            registry=registry,
+            multiprocess_mode="livesum",
+        )

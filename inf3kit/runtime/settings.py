@@ -37,6 +37,13 @@ class Settings:
     log_level: str = "info"
     access_log: bool = False
     simulated_device_ms: float | None = None
+    max_header_bytes: int = 16 * 1024
+    max_header_count: int = 100
+    header_timeout_seconds: float = 10.0
+    body_timeout_seconds: float = 30.0
+    keepalive_timeout_seconds: float = 75.0
+    max_connections: int = 2048
+    processes: int | None = None
 
     def with_overrides(self, **overrides: Any) -> Settings:
         """Apply non-``None`` overrides (CLI flags) on top of the environment."""
@@ -92,6 +99,13 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "log_level": _log_level,
     "access_log": _bool,
     "simulated_device_ms": _float,
+    "max_header_bytes": _int,
+    "max_header_count": _int,
+    "header_timeout_seconds": _float,
+    "body_timeout_seconds": _float,
+    "keepalive_timeout_seconds": _float,
+    "max_connections": _int,
+    "processes": _int,
 }
 
 _MINIMUM: dict[str, float] = {
@@ -108,6 +122,13 @@ _MINIMUM: dict[str, float] = {
     "max_bundle_members": 1,
     "grace_seconds": 0,
     "simulated_device_ms": 0,
+    "max_header_bytes": 1024,
+    "max_header_count": 8,
+    "header_timeout_seconds": 0.1,
+    "body_timeout_seconds": 0.1,
+    "keepalive_timeout_seconds": 0.1,
+    "max_connections": 1,
+    "processes": 1,
 }
 
 
@@ -118,6 +139,13 @@ _MAXIMUM: dict[str, int] = {
     "request_timeout_ms": _MS_MAXIMUM,
     "grace_seconds": 3600,
     "simulated_device_ms": _MS_MAXIMUM,
+    "max_header_bytes": 1024 * 1024,
+    "max_header_count": 10_000,
+    "header_timeout_seconds": 3600,
+    "body_timeout_seconds": 3600,
+    "keepalive_timeout_seconds": 3600,
+    "max_connections": 1_000_000,
+    "processes": 1024,
 }
 
 
