@@ -116,7 +116,9 @@ def test_expired_request_gets_504_and_is_never_computed(echo_bundle: Path, tmp_p
 def test_sigterm_drains_in_flight_requests_and_refuses_new_ones(
     echo_bundle: Path, tmp_path: Path
 ) -> None:
-    env = {"INF3KIT_SIMULATED_DEVICE_MS": "1000", "INF3KIT_GRACE_SECONDS": "15"}
+    # 2 s per batch: the first request runs alone (nothing else is queued yet), and all 20 must
+    # be in flight before it finishes, even on a loaded machine.
+    env = {"INF3KIT_SIMULATED_DEVICE_MS": "2000", "INF3KIT_GRACE_SECONDS": "15"}
     server = ServerProcess(echo_bundle, tmp_path / "log", **env)
     try:
         server.wait_ready()
