@@ -33,6 +33,16 @@ console = Console(width=None if sys.stdout.isatty() else 140)
 err = Console(stderr=True, width=None if sys.stderr.isatty() else 140)
 
 SpecArg = Annotated[Path, typer.Argument(help="the deployment spec (inf3kit.yaml)")]
+OutOption = Annotated[
+    Path | None,
+    typer.Option("-o", "--output", help="cloud assembly dir (default: cdk.out/<spec name>)"),
+]
+
+
+def _assembly_dir(output: Path | None, loaded: LoadedSpec) -> Path:
+    """Each spec gets its own assembly folder, so what one spec synthesized (templates, Docker
+    assets) is never read, gated or deployed with another."""
+    return output or Path("cdk.out") / loaded.spec.name
 
 
 def _load(spec: Path) -> LoadedSpec:
@@ -65,17 +75,15 @@ def validate(spec: SpecArg) -> None:
 @app.command()
 def synth(
     spec: SpecArg,
-    output: Annotated[Path, typer.Option("-o", "--output", help="cloud assembly dir")] = Path(
-        "cdk.out"
-    ),
+    output: OutOption = None,
     checkov: Annotated[bool, typer.Option(help="run the checkov gate")] = True,
 ) -> None:
     """Synthesize CloudFormation in-process and print stacks, resources and the gate summary."""
-    _load(spec)
+    loaded = _load(spec)
     from inf3kit.stacks import synth as synthesize
 
     try:
-        result = synthesize(spec, output, checkov=checkov)
+        result = synthesize(spec, _assembly_dir(output, loaded), checkov=checkov)
     except ValueError as exc:
         _error("synthesis refused", exc)
         raise typer.Exit(1) from None
@@ -263,7 +271,6 @@ LocalFlag = Annotated[
     bool, typer.Option("--local", help="use the local AWS emulator (moto), not your AWS account")
 ]
 PortOption = Annotated[int | None, typer.Option(help="emulator port (default: reuse or pick)")]
-OutOption = Annotated[Path, typer.Option("-o", "--output", help="cloud assembly dir")]
 YesOption = Annotated[
     bool, typer.Option("--yes", help="on AWS: do not ask before IAM changes or deletions")
 ]
@@ -274,7 +281,7 @@ def deploy(
     spec: SpecArg,
     local: LocalFlag = False,
     port: PortOption = None,
-    output: OutOption = Path("cdk.out"),
+    output: OutOption = None,
     yes: YesOption = False,
 ) -> None:
     """Deploy a spec's stacks with the CDK CLI: to the local AWS emulator, or to your AWS."""
@@ -291,21 +298,30 @@ def deploy(
         )
         raise typer.Exit(1)
 
+    outdir = _assembly_dir(output, loaded)
     if not local:
         _preflight(loaded.spec)
         approval = ["--require-approval", "never"] if yes else []
-        _run_cdk_on_aws(["deploy", "--all", *approval], spec, output)
+        _run_cdk_on_aws(["deploy", "--all", *approval], spec, outdir)
         return
     try:
         aws, started = dep.start(port)
-        console.print(f"local AWS API on {aws.endpoint} ({'started' if started else 'reused'})")
-        reports = dep.deploy(aws, spec, output, on_line=_cdk_progress)
-    except (dep.LocalAwsError, dep.CdkCliError, BotoCoreError, ClientError) as exc:
-        running = dep.running()
-        if running is not None:
-            dep.stop(running)
+    except dep.LocalAwsError as exc:
         _error("local deploy failed", exc)
-        err.print("the local AWS emulator was stopped; nothing is left running")
+        raise typer.Exit(1) from None
+    console.print(f"local AWS API on {aws.endpoint} ({'started' if started else 'reused'})")
+    try:
+        reports = dep.deploy(aws, spec, outdir, on_line=_cdk_progress)
+    except (dep.LocalAwsError, dep.CdkCliError, BotoCoreError, ClientError) as exc:
+        _error("local deploy failed", exc)
+        if started:
+            dep.stop(aws)
+            err.print("the local AWS emulator was stopped; nothing is left running")
+        else:
+            err.print(
+                f"the local AWS emulator at {aws.endpoint} keeps what was deployed before "
+                "this attempt; `inf3kit local stop` stops it"
+            )
         raise typer.Exit(1) from None
     _print_reports(reports)
     console.print(
@@ -335,29 +351,37 @@ def _preflight(spec: Spec) -> None:
 def destroy(
     spec: SpecArg,
     local: LocalFlag = False,
-    output: OutOption = Path("cdk.out"),
+    output: OutOption = None,
     yes: YesOption = False,
 ) -> None:
-    """Destroy a spec's stacks; with --local, also stop the local AWS emulator."""
-    _load(spec)
+    """Destroy a spec's stacks; with --local, stop the emulator once it holds no other stack."""
+    loaded = _load(spec)
     from inf3kit import deploy as dep
 
+    outdir = _assembly_dir(output, loaded)
     if not local:
-        _run_cdk_on_aws(["destroy", "--all", *(["--force"] if yes else [])], spec, output)
+        _run_cdk_on_aws(["destroy", "--all", *(["--force"] if yes else [])], spec, outdir)
         return
     aws = dep.running()
     if aws is None:
         console.print("no local AWS emulator is running: nothing to destroy")
         return
     try:
-        dep.destroy(aws, spec, output, on_line=_cdk_progress)
-    except dep.CdkCliError as exc:
+        dep.destroy(aws, spec, outdir, on_line=_cdk_progress)
+        others = dep.remaining_stacks(aws)
+    except (dep.CdkCliError, BotoCoreError, ClientError) as exc:
         _error("destroy failed", exc)
+        err.print(f"the local AWS emulator at {aws.endpoint} keeps running with its stacks")
         raise typer.Exit(1) from None
-    finally:
-        dep.stop(aws)
-        console.print("the local AWS emulator is stopped")
     console.print("[green]destroyed[/]")
+    if others:
+        console.print(
+            f"the local AWS emulator keeps running: it holds {', '.join(others)}",
+            highlight=False,
+        )
+        return
+    dep.stop(aws)
+    console.print("the local AWS emulator is stopped")
 
 
 def _error(what: str, detail: object) -> None:
@@ -392,6 +416,15 @@ def _print_reports(reports: list) -> None:  # list[StackReport], imported lazily
             if rtype:
                 table.add_row(rtype, str(report.deployed[rtype]), str(report.skipped[rtype] or ""))
         console.print(table)
+        if report.changes is not None:
+            console.print(
+                f"  {len(report.changes)} resource(s) changed"
+                if report.changes
+                else "  no changes: the deployed stack already matches the spec",
+                highlight=False,
+            )
+        for change in report.changes or ():
+            console.print(f"    {change}", highlight=False, markup=False)
         for key, value in report.outputs.items():
             console.print(f"  output {key} = {value}", highlight=False, markup=False)
         if report.skipped:
@@ -408,7 +441,7 @@ def demo(
     bundle: Annotated[Path, typer.Option(help="the locally built bundle archive")] = Path(
         "build/demo/model.tar.gz"
     ),
-    output: OutOption = Path("cdk.out"),
+    output: OutOption = None,
 ) -> None:
     """The whole path on this machine, then stop everything it started.
 
@@ -420,6 +453,7 @@ def demo(
     from inf3kit.stacks import synth as synthesize
 
     loaded = _load(spec)
+    output = _assembly_dir(output, loaded)
     steps = 6
     console.rule(f"[1/{steps}] validate {spec}")
     console.print(f"[green]ok[/] service {loaded.spec.name!r}")
@@ -429,9 +463,9 @@ def demo(
     if not result.passed:
         raise typer.Exit(1)
     console.rule(f"[3/{steps}] deploy into the local AWS emulator")
-    aws = None
+    aws, started = None, False
     try:
-        aws, _ = dep.start()
+        aws, started = dep.start()
         console.print(f"local AWS API on {aws.endpoint}; log: {aws.log_file}")
         reports = dep.deploy(aws, spec, output, on_line=_cdk_progress)
         _print_reports(reports)
@@ -458,7 +492,8 @@ def demo(
         _error("demo failed", exc)
         raise typer.Exit(1) from None
     finally:
-        if aws is not None:
+        # An emulator that ran before the demo holds the user's deployments: it keeps running.
+        if aws is not None and started:
             dep.stop(aws)
         console.print("stopped everything the demo started")
 

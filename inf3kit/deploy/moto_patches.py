@@ -28,11 +28,28 @@ what inf3kit deploys to AWS.
    and `SecurityGroups` raise, and a target group answers nothing, so any alarm or dashboard on
    them (CloudWatch dimensions use the full names) breaks the stack's outputs. The attributes
    are derived from the ARNs, as AWS does.
+8. moto's CloudFormation keeps a change set after it is executed, answers DescribeChangeSet for
+   an unknown change set with a ValidationError ("Stack with id ... does not exist"), and fails
+   DeleteChangeSet for one. AWS removes a stack's change sets once one is executed and answers
+   ChangeSetNotFound (404), which is what the CDK CLI waits for after deleting the previous
+   `cdk-deploy-change-set`: without this every second deploy of a stack (an update) fails.
+9. moto answers a parameter's "previous value" (`UsePreviousValue`, which the CDK CLI sends on
+   updates) with its resolved value, so an `AWS::SSM::Parameter::Value` parameter (the CDK's
+   bootstrap version, a fleet's DLAMI) is looked up again by its own value, an AMI id, and the
+   update crashes. AWS keeps the parameter's path as its value and resolves it on each update.
+10. moto's CloudFormation updates only the resources whose own template text changed. When an
+   update replaces a resource (a SageMaker model with a new bundle gets a new name), AWS also
+   updates every resource that references it (`Ref`, `Fn::GetAtt`, `Fn::Sub`), so the endpoint
+   config moves to the new model; moto left it pointing at the deleted one. Those dependents
+   are updated too, after what they reference.
 """
 
 from __future__ import annotations
 
+import contextlib
+import graphlib
 import json
+import re
 from collections import defaultdict
 from typing import Any
 
@@ -102,6 +119,114 @@ def outputs_after_change_sets() -> None:
         self.stack.output_map = self.stack._create_output_map()
 
     ChangeSet.apply = apply  # type: ignore[method-assign]
+
+
+def change_sets_as_aws() -> None:
+    from moto.cloudformation.exceptions import CloudFormationError
+    from moto.cloudformation.models import CloudFormationBackend
+
+    class NotFound(CloudFormationError):
+        code = "ChangeSetNotFound"
+
+    def find(self: Any, name_or_arn: str) -> Any:
+        found = self.change_sets.get(name_or_arn) or next(
+            (c for c in self.change_sets.values() if c.change_set_name == name_or_arn), None
+        )
+        if found is None:
+            raise NotFound(f"ChangeSet [{name_or_arn}] does not exist")
+        return found
+
+    original_execute: Any = CloudFormationBackend.execute_change_set
+
+    def describe_change_set(self: Any, change_set_name: str) -> Any:
+        return find(self, change_set_name)
+
+    def delete_change_set(self: Any, change_set_name: str) -> None:
+        with contextlib.suppress(NotFound):
+            del self.change_sets[find(self, change_set_name).change_set_id]
+
+    def execute_change_set(self: Any, change_set_name: str, stack_name: str | None = None) -> None:
+        stack_id = find(self, change_set_name).stack_id
+        original_execute(self, change_set_name, stack_name)
+        for change_set_id in [i for i, c in self.change_sets.items() if c.stack_id == stack_id]:
+            del self.change_sets[change_set_id]
+
+    backend: Any = CloudFormationBackend
+    backend.describe_change_set = describe_change_set
+    backend.delete_change_set = delete_change_set
+    backend.execute_change_set = execute_change_set
+
+
+def previous_ssm_parameter_values_unresolved() -> None:
+    from moto.cloudformation.models import Stack
+
+    def stack_parameters(self: Any) -> dict[str, Any]:
+        resources = self.resource_map
+        slots = resources._template.get("Parameters", {})
+        values = dict(resources.resolved_parameters)
+        for key, slot in slots.items():
+            if str(slot.get("Type", "")).startswith("AWS::SSM::Parameter::"):
+                values[key] = resources.input_parameters.get(key, slot.get("Default"))
+        return values
+
+    stack: Any = Stack
+    stack.stack_parameters = property(stack_parameters)
+
+
+def _references(node: Any) -> set[str]:
+    """Logical ids a template fragment points at through Ref, Fn::GetAtt or Fn::Sub."""
+    found: set[str] = set()
+    if isinstance(node, list):
+        for item in node:
+            found |= _references(item)
+    elif isinstance(node, dict):
+        for key, value in node.items():
+            if key == "Ref" and isinstance(value, str):
+                found.add(value)
+            elif key == "Fn::GetAtt":
+                found.add(value[0] if isinstance(value, list) else str(value).split(".")[0])
+            elif key == "Fn::Sub":
+                text = value[0] if isinstance(value, list) else value
+                found |= {m.split(".")[0] for m in re.findall(r"\$\{([^!}][^}]*)\}", text)}
+                found |= _references(value[1:] if isinstance(value, list) else [])
+            else:
+                found |= _references(value)
+    return found
+
+
+def updates_reach_dependents() -> None:
+    from moto.cloudformation.parsing import ResourceMap, resource_class_from_type
+
+    original: Any = ResourceMap.build_resource_diff
+
+    def updatable(resource: dict[str, Any]) -> bool:
+        model = resource_class_from_type(resource.get("Type", ""))
+        update = getattr(model, "update_from_cloudformation_json", None)
+        return update is not None and not hasattr(update, "__isabstractmethod__")
+
+    def build_resource_diff(self: Any, template: dict[str, Any], *args: Any) -> dict[str, Any]:
+        actions = original(self, template, *args)
+        new = template["Resources"]
+        refs = {name: _references(body) & set(new) for name, body in new.items()}
+        changed = set(actions["Modify"]) | set(actions["Add"])
+        grew = True
+        while grew:
+            reached = {
+                name
+                for name in set(new) - changed
+                if name in self._resource_json_map and refs[name] & changed and updatable(new[name])
+            }
+            changed |= reached
+            grew = bool(reached)
+        modify = changed - set(actions["Add"])
+        # Dependencies first: CloudFormation templates have no reference cycles.
+        graph = {name: refs[name] & modify for name in modify}
+        ordered = list(graphlib.TopologicalSorter(graph).static_order())
+        actions["Modify"] = ordered
+        return actions
+
+    resource_map: Any = ResourceMap
+    resource_map.build_resource_diff = build_resource_diff
 
 
 def route_tables_deletable() -> None:
@@ -193,6 +318,9 @@ def apply_all() -> None:
     kms_keys_from_cloudformation()
     accept_flow_log_prefixes()
     outputs_after_change_sets()
+    change_sets_as_aws()
+    previous_ssm_parameter_values_unresolved()
+    updates_reach_dependents()
     route_tables_deletable()
     serve_neuron_dlami_parameters()
     elbv2_attributes()

@@ -1,8 +1,15 @@
-"""`inf3kit deploy --local`: the real CDK CLI deploys the demo spec into the local AWS API."""
+"""`inf3kit deploy --local`: the real CDK CLI deploys the demo spec into the local AWS API.
+
+Then the user's iteration: a recompiled bundle and less capacity, deployed over the running
+stack (a change-set update, as on AWS), a failed attempt that must leave the emulator and the
+deployment alone, and a destroy that must not stop an emulator still holding other stacks.
+"""
 
 from __future__ import annotations
 
 import json
+import shutil
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,37 +19,52 @@ from typer.testing import CliRunner
 from inf3kit.cli import app
 from inf3kit.deploy import LocalAws, running, stop
 
-DEMO = Path(__file__).resolve().parents[2] / "examples" / "demo.yaml"
+REPO = Path(__file__).resolve().parents[2]
+DEMO = REPO / "examples" / "demo.yaml"
 runner = CliRunner()
 USERS_AWS_CONFIG = "[default]\nregion = eu-north-1\n"
 
 
 @pytest.fixture(scope="module")
-def deployed(
-    demo_bundle: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[LocalAws, str]]:
-    """Deploy once per module from an isolated folder; always stop the emulator afterwards."""
+def work(demo_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """An isolated project folder with copies of the demo and multi-env specs and the bundle,
+    and a stand-in for the user's home holding an AWS config (watched below)."""
     work = tmp_path_factory.mktemp("local-deploy")
     (work / "home" / ".aws").mkdir(parents=True)
     (work / "home" / ".aws" / "config").write_text(USERS_AWS_CONFIG)
+    (work / "examples").mkdir()
+    for name in ("demo.yaml", "multi-env.yaml"):
+        shutil.copy(REPO / "examples" / name, work / "examples")
+    (work / "build" / "demo").mkdir(parents=True)
+    shutil.copy(demo_bundle, work / "build" / "demo" / "model.tar.gz")
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(work)
-        mp.setenv("HOME", str(work / "home"))  # a stand-in for the user's home, watched below
-        try:
-            result = runner.invoke(app, ["deploy", str(DEMO), "--local", "-o", str(work / "out")])
-            assert result.exit_code == 0, result.output
-            aws = running()
-            assert aws is not None
-            yield aws, result.output
-            destroyed = runner.invoke(
-                app, ["destroy", str(DEMO), "--local", "-o", str(work / "out")]
-            )
+        mp.setenv("HOME", str(work / "home"))
+        yield work
+
+
+@pytest.fixture(scope="module")
+def deployed(work: Path) -> Iterator[tuple[LocalAws, str]]:
+    """Deploy the demo once per module into an output folder that already holds another
+    spec's assembly (multi-env, with Docker image assets); destroy and stop afterwards."""
+    try:
+        other = runner.invoke(
+            app, ["synth", "examples/multi-env.yaml", "-o", "out", "--no-checkov"]
+        )
+        assert other.exit_code == 0, other.output
+        result = runner.invoke(app, ["deploy", "examples/demo.yaml", "--local", "-o", "out"])
+        assert result.exit_code == 0, result.output
+        aws = running()
+        assert aws is not None
+        yield aws, result.output
+        if running() is not None:
+            destroyed = runner.invoke(app, ["destroy", "examples/demo.yaml", "--local"])
             assert destroyed.exit_code == 0, destroyed.output
-            assert running() is None
-        finally:
-            leftover = running()
-            if leftover is not None:
-                stop(leftover)
+        assert running() is None
+    finally:
+        leftover = running()
+        if leftover is not None:
+            stop(leftover)
 
 
 def test_stack_reaches_create_complete_with_outputs(deployed: tuple[LocalAws, str]) -> None:
@@ -127,6 +149,14 @@ def test_bundle_object_is_uploaded_byte_for_byte(
     assert body == demo_bundle.read_bytes()
 
 
+def test_another_specs_assembly_in_the_output_folder_is_not_read(
+    deployed: tuple[LocalAws, str], work: Path
+) -> None:
+    """`out` also holds ranker-*.assets.json, whose Docker images need an engine absent here."""
+    assert (work / "out" / "ranker-prod.assets.json").exists()
+    assert "stack demo: CREATE_COMPLETE" in deployed[1]
+
+
 def test_report_lists_what_the_emulator_skipped(deployed: tuple[LocalAws, str]) -> None:
     _, output = deployed
     text = " ".join(output.split())
@@ -183,3 +213,119 @@ def test_fails_when_a_delivery_spec_is_deployed_locally(
         "the local emulator cannot run pipelines."
     ) in " ".join(result.output.split())
     assert running() is None
+
+
+# --- the update path: change the spec, deploy again (these tests run after the ones above) ---
+
+
+def rebuild_bundle(work: Path) -> Path:
+    """Recompile the demo model as version 2 and pack it over the archive the spec names."""
+    from inf3kit.runtime.commands import compile_bundle, pack
+
+    sys.path.insert(0, str(REPO))
+    compile_bundle(
+        "examples.demo_model.model:build",
+        ["INPUT__0:FP32:32"],
+        work / "bundle-v2",
+        target="cpu",
+        batch_size=8,
+        version="2",
+    )
+    archive = work / "build" / "demo" / "model.tar.gz"
+    pack(work / "bundle-v2", archive)
+    return archive
+
+
+@pytest.fixture(scope="module")
+def updated(deployed: tuple[LocalAws, str], work: Path) -> tuple[LocalAws, str, Path]:
+    """The demo with `max: 3` and a recompiled bundle, deployed again (default output folder)."""
+    spec = work / "examples" / "demo.yaml"
+    spec.write_text(
+        spec.read_text().replace("capacity: {min: 1, max: 4}", "capacity: {min: 1, max: 3}")
+    )
+    archive = rebuild_bundle(work)
+    result = runner.invoke(app, ["deploy", "examples/demo.yaml", "--local"])
+    assert result.exit_code == 0, result.output
+    return deployed[0], result.output, archive
+
+
+def test_second_deploy_updates_the_stack_and_says_what_changed(
+    updated: tuple[LocalAws, str, Path],
+) -> None:
+    aws, output, _ = updated
+    stack = aws.client("cloudformation").describe_stacks(StackName="demo")["Stacks"][0]
+    assert stack["StackStatus"] == "UPDATE_COMPLETE"
+    text = " ".join(output.split())
+    assert f"local AWS API on {aws.endpoint} (reused)" in text
+    assert "stack demo: UPDATE_COMPLETE" in text
+    assert "modified Fleet/Resource/ASG (AWS::AutoScaling::AutoScalingGroup)" in text
+    assert "modified Endpoint/Model (AWS::SageMaker::Model)" in text
+
+
+def test_each_spec_gets_its_own_assembly_folder_by_default(
+    updated: tuple[LocalAws, str, Path], work: Path
+) -> None:
+    assert (work / "cdk.out" / "demo" / "demo.template.json").exists()
+    assert not list((work / "cdk.out" / "demo").glob("ranker-*"))
+
+
+def test_fleet_capacity_follows_the_changed_spec(updated: tuple[LocalAws, str, Path]) -> None:
+    (group,) = updated[0].client("autoscaling").describe_auto_scaling_groups()["AutoScalingGroups"]
+    assert (group["MinSize"], group["MaxSize"]) == (1, 3)
+
+
+def test_endpoint_moves_to_the_recompiled_bundle(updated: tuple[LocalAws, str, Path]) -> None:
+    """The endpoint gets a new config whose model reads the new archive, as on AWS."""
+    aws, _, archive = updated
+    sagemaker = aws.client("sagemaker")
+    outputs = outputs_of(aws)
+    endpoint = sagemaker.describe_endpoint(EndpointName=outputs["EndpointName"])
+    config = sagemaker.describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])
+    model = sagemaker.describe_model(ModelName=config["ProductionVariants"][0]["ModelName"])
+    assert model["PrimaryContainer"]["ModelDataUrl"] == outputs["ModelDataUrl"]
+    bucket, key = outputs["ModelDataUrl"].removeprefix("s3://").split("/", 1)
+    body = aws.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+    assert body == archive.read_bytes()
+
+
+def test_fails_without_stopping_an_emulator_that_holds_earlier_deployments(
+    updated: tuple[LocalAws, str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    aws = updated[0]
+    failing = tmp_path / "cdk"
+    failing.write_text("#!/bin/sh\necho 'simulated deploy failure' >&2\nexit 3\n")
+    failing.chmod(0o755)
+    monkeypatch.setenv("INF3KIT_CDK_CLI", str(failing))
+    result = runner.invoke(app, ["deploy", "examples/demo.yaml", "--local"])
+    assert result.exit_code == 1
+    text = " ".join(result.output.split())
+    assert "local deploy failed: `cdk synth` failed (exit 3): simulated deploy failure" in text
+    assert (
+        f"the local AWS emulator at {aws.endpoint} keeps what was deployed before this "
+        "attempt; `inf3kit local stop` stops it"
+    ) in text
+    assert running() == aws
+    assert outputs_of(aws)["EndpointName"]
+
+
+def test_destroy_stops_the_emulator_only_once_no_other_stack_is_left(
+    updated: tuple[LocalAws, str, Path],
+) -> None:
+    """Runs last: destroys the demo while a stack of another app lives in another region.
+
+    The module's teardown then destroys again: with nothing left, the emulator stops."""
+    aws = updated[0]
+    elsewhere = aws.client("cloudformation", "eu-west-1")
+    elsewhere.create_stack(
+        StackName="other", TemplateBody='{"Resources": {"Topic": {"Type": "AWS::SNS::Topic"}}}'
+    )
+    result = runner.invoke(app, ["destroy", "examples/demo.yaml", "--local"])
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "destroyed the local AWS emulator keeps running: it holds other (eu-west-1)" in text
+    assert running() == aws
+    summaries = aws.client("cloudformation").list_stacks()["StackSummaries"]
+    assert [s["StackName"] for s in summaries if s["StackStatus"] != "DELETE_COMPLETE"] == [
+        "CDKToolkit"
+    ]
+    elsewhere.delete_stack(StackName="other")  # the module's teardown destroys and stops
