@@ -23,18 +23,20 @@ import orjson
 from prometheus_client import CollectorRegistry, generate_latest
 
 from inf3kit.runtime.batcher import Batcher, DeadlineExceeded, QueueFull
+from inf3kit.runtime.codec import (
+    OCTET,
+    answer_type,
+    check_content_type,
+    encode_response,
+    media_type,
+    parse_body,
+)
 from inf3kit.runtime.datatypes import NUMPY_DTYPES, triton_type
 from inf3kit.runtime.hardware import HostHardware
 from inf3kit.runtime.loader import LoadedModel, load_model
 from inf3kit.runtime.metrics import FAILURE_REASONS, Metrics
-from inf3kit.runtime.protocol import (
-    RequestError,
-    Schema,
-    encode_oip,
-    encode_predictions,
-    parse_oip,
-    parse_sagemaker,
-)
+from inf3kit.runtime.offload import OFFLOAD_BODY_BYTES, Offloader
+from inf3kit.runtime.protocol import RequestError, Schema
 from inf3kit.runtime.settings import Settings
 
 log = logging.getLogger("inf3kit.runtime")
@@ -73,6 +75,7 @@ class InferenceApp:
         self._model: LoadedModel | None = None
         self._schema: Schema | None = None
         self._batcher: Batcher | None = None
+        self._offloader: Offloader | None = None
         self._metrics: Metrics | None = None
         self._load_task: asyncio.Task[None] | None = None
         self._unpack_dir: Path | None = None
@@ -145,6 +148,7 @@ class InferenceApp:
             self._metrics,
         )
         self._batcher.start()
+        self._offloader = Offloader(manifest, batch)
         if self.state is State.LOADING:
             self.state = State.READY
             self._metrics.ready.set(1)
@@ -197,6 +201,8 @@ class InferenceApp:
     async def close(self) -> None:
         if self._load_task is not None and not self._load_task.done():
             self._load_task.cancel()
+        if self._offloader is not None:
+            self._offloader.close()
         if self._batcher is not None:
             await self._batcher.stop(self._join_budget())
         self._remove_unpacked()
@@ -361,52 +367,53 @@ class InferenceApp:
             raise RequestError(503, self._not_ready_message())
         self.inflight += 1  # also the inflight gauge (set_function in _start)
         try:
-            body, content = await self._handle(scope, receive, sagemaker)
+            body, content, content_type = await self._handle(scope, receive, sagemaker)
         finally:
             self.inflight -= 1
         headers = [] if content is None else [(b"inference-header-content-length", b"%d" % content)]
-        content_type = JSON if content is None else b"application/octet-stream"
-        await _send(send, 200, body, content_type, headers)
+        await _send(send, 200, body, content_type.encode(), headers)
         metrics.success.inc()
         metrics.request_seconds.observe(time.perf_counter() - started)
 
     async def _handle(
         self, scope: Scope, receive: Receive, sagemaker: bool
-    ) -> tuple[bytes, int | None]:
+    ) -> tuple[bytes, int | None, str]:
         assert self._schema is not None and self._batcher is not None
-        content_type = length = header_length = encoding = None
+        content_type = length = header_length = encoding = accept = None
         for key, value in scope["headers"]:
             if key == b"content-type":
-                content_type = value.split(b";", 1)[0].strip().lower()
+                content_type = value
             elif key == b"content-length":
                 length = value
             elif key == b"inference-header-content-length":
                 header_length = value
             elif key == b"content-encoding":
                 encoding = value.strip().lower()
+            elif key == b"accept":
+                accept = value
         if encoding not in (None, b"identity"):
             raise RequestError(
                 415,
                 f"Content-Encoding {encoding.decode(errors='replace')!r} is not supported; "
                 "send the body uncompressed",
             )
-        if content_type not in (None, JSON, b"application/octet-stream"):
-            raise RequestError(
-                415,
-                f"Content-Type {content_type.decode(errors='replace')!r} is not supported; send "
-                "application/json, or application/octet-stream with "
-                "Inference-Header-Content-Length (binary tensors)",
-            )
+        media = media_type(content_type)
+        check_content_type(media, sagemaker)
+        answer = answer_type(accept, media, sagemaker)
         header_len = _int_header(header_length, "Inference-Header-Content-Length")
-        if content_type == b"application/octet-stream" and header_len is None:
+        if media == OCTET and header_len is None:
             raise RequestError(
                 400, "application/octet-stream needs an Inference-Header-Content-Length header"
             )
         body = await self._read_body(receive, _int_header(length, "Content-Length"))
-        if sagemaker and header_len is None:
-            request = parse_sagemaker(self._schema, body)
+        schema, offload = self._schema, self._offloader
+        if len(body) < OFFLOAD_BODY_BYTES or offload is None:
+            offload = None
+            request = parse_body(schema, body, media, header_len, sagemaker)
         else:
-            request = parse_oip(self._schema, body, header_len)
+            assert self._metrics is not None
+            self._metrics.offloaded.inc()
+            request = await offload.parse(body, media, header_len, sagemaker)
         timeout = self._timeout_s
         if request.timeout_s is not None:
             timeout = min(timeout, request.timeout_s)
@@ -422,9 +429,9 @@ class InferenceApp:
             raise RequestError(
                 504, f"no result within the {timeout * 1000:g} ms deadline; the request was dropped"
             ) from None
-        if request.style == "instances":
-            return encode_predictions(self._schema, results), None
-        return encode_oip(self._schema, request, results)
+        if offload is not None:
+            return await offload.encode(request, results, answer)
+        return encode_response(schema, request, results, answer)
 
     async def _read_body(self, receive: Receive, declared: int | None) -> bytes:
         limit = self.settings.max_body_bytes

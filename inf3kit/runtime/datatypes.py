@@ -71,7 +71,19 @@ def triton_type(datatype: str) -> str:
 
 
 class ValueProblem(ValueError):
-    """One tensor value the datatype cannot hold; ``str()`` names the value and its position."""
+    """One tensor value the datatype cannot hold; ``str()`` names the value and its position.
+
+    ``value`` is the offending value as shown (``repr``, shortened); ``position`` indexes the
+    converted array (one index per dimension, at least one).
+    """
+
+    def __init__(self, value: str, position: list[int], what: str) -> None:
+        self.value, self.position, self.what = value, position, what
+        where = position[0] if len(position) == 1 else position
+        super().__init__(f"value {self.value} at position {where} {what}")
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (ValueProblem, (self.value, self.position, self.what))
 
 
 def from_json_data(data: object, datatype: str, *, bools_possible: bool = True) -> np.ndarray:
@@ -101,9 +113,16 @@ def from_json_data(data: object, datatype: str, *, bools_possible: bool = True) 
 def check_cast(raw: np.ndarray, datatype: str, data: object = None) -> np.ndarray:
     """Cast a numeric array to ``datatype``, refusing fractions for integers and overflow.
 
-    ``data`` (the nested source lists, if any) only serves to quote the offending value.
+    ``data`` (the nested source lists, if any) only serves to quote the offending value. Text
+    sources (CSV) give floats that may be NaN or infinite: refused too, as JSON cannot send them.
     """
+    if raw.dtype.kind == "f" and not np.isfinite(raw).all():
+        _raise_at(raw, data, ~np.isfinite(raw), "is not a finite number")
     if datatype == "BOOL":
+        if raw.dtype.kind != "b":
+            not_01 = (raw != 0) & (raw != 1)
+            if not_01.any():
+                _raise_at(raw, data, not_01, "is not a boolean (0 or 1)")
         return raw.astype(np.bool_)
     dtype = NUMPY_DTYPES[datatype]
     if dtype.kind in "iu" and datatype != "BF16":
@@ -168,14 +187,14 @@ def _holds_bool(data: object, ndim: int) -> bool:
 def _raise_first(data: object, raw: np.ndarray, bad: Callable[[object], bool], what: str) -> None:
     for i, value in enumerate(_flat(data, raw.ndim)):
         if bad(value):
-            raise ValueProblem(f"value {_show(value)} at {_where(raw, i)} {what}")
+            raise ValueProblem(_show(value), _where(raw, i), what)
 
 
 def _raise_at(raw: np.ndarray, data: object, bad: np.ndarray, what: str) -> None:
     i = int(np.flatnonzero(bad)[0])
     value = raw.flat[i] if data is None else list(_flat(data, raw.ndim))[i]
     value = value.item() if isinstance(value, np.generic) else value
-    raise ValueProblem(f"value {_show(value)} at {_where(raw, i)} {what}")
+    raise ValueProblem(_show(value), _where(raw, i), what)
 
 
 def _show(value: object) -> str:
@@ -183,10 +202,10 @@ def _show(value: object) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def _where(array: np.ndarray, flat_index: int) -> str:
+def _where(array: np.ndarray, flat_index: int) -> list[int]:
     if array.ndim <= 1:
-        return f"position {flat_index}"
-    return f"position {list(map(int, np.unravel_index(flat_index, array.shape)))}"
+        return [flat_index]
+    return list(map(int, np.unravel_index(flat_index, array.shape)))
 
 
 def to_json_data(array: np.ndarray, datatype: str) -> np.ndarray:

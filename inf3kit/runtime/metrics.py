@@ -16,6 +16,7 @@ FAILURE_REASONS: dict[int, str] = {
     400: "bad_request",
     404: "not_found",
     405: "method_not_allowed",
+    406: "not_acceptable",
     413: "too_large",
     415: "unsupported_media_type",
     429: "queue_full",
@@ -89,6 +90,14 @@ class Metrics:
             registry=r,
             multiprocess_mode="livesum",
         )
+        offloaded = Counter(
+            "inf3kit_request_offloaded",
+            "Inference requests whose large body was parsed, and answer encoded, in the helper "
+            "process (off the event loop).",
+            ["model"],
+            registry=r,
+        )
+        self.offloaded = offloaded.labels(model)
         self.success = success.labels(model)
         reasons = [*FAILURE_REASONS.values(), "internal"]
         self.failure = {reason: failure.labels(model, reason) for reason in reasons}

@@ -8,7 +8,7 @@ are checked against the manifest, then data becomes a numpy array with one ``fro
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +26,9 @@ class RequestError(Exception):
         super().__init__(message)
         self.status = status
         self.message = message
+
+    def __reduce__(self) -> tuple[object, ...]:  # it crosses to and from the parsing process
+        return (RequestError, (self.status, self.message))
 
 
 def bad(message: str) -> RequestError:
@@ -228,16 +231,42 @@ def _parse_request(
 
 
 def parse_sagemaker(schema: Schema, body: bytes) -> InferRequest:
-    """Parse ``/invocations`` JSON: an OIP request, ``{"instances": [...]}`` or a bare list."""
+    """Parse ``/invocations`` JSON: an OIP request, instances, or TF Serving's ``inputs`` forms.
+
+    Accepted: ``{"inputs": [{"name": ...}]}`` (OIP), ``{"instances": [...]}``, a bare list of
+    instances, ``{"inputs": [instance, ...]}`` (rows of a single input) and
+    ``{"inputs": {"name": [rows...], ...}}`` (columns, one per input).
+    """
     request = _loads(body)
-    if isinstance(request, dict) and "inputs" in request:
-        return _parse_request(schema, request, memoryview(b""), _may_hold_bools(body))
-    instances = request.get("instances") if isinstance(request, dict) else request
+    bools = _may_hold_bools(body)
+    instances = request
+    if isinstance(request, dict):
+        if "inputs" not in request:
+            instances = request.get("instances")
+        elif isinstance(request["inputs"], dict):
+            return _columns_request(schema, request["inputs"], bools)
+        elif isinstance(request["inputs"], list) and any(
+            isinstance(i, dict) for i in request["inputs"]
+        ):
+            return _parse_request(schema, request, memoryview(b""), bools)
+        else:
+            instances = request["inputs"]
     if not isinstance(instances, list) or not instances:
         raise bad(
             'expected {"inputs": [...]} (Open Inference Protocol), {"instances": [...]} '
             "or a non-empty JSON list of instances"
         )
+    return instances_request(schema, instances, bools)
+
+
+RowLabel = Callable[[int], str]
+"""Names a row in an error message: ``instance 3`` for JSON, ``line 4`` for JSON Lines."""
+
+
+def instances_request(
+    schema: Schema, instances: list[Any], bools: bool, row: RowLabel | None = None
+) -> InferRequest:
+    """Instances (rows): each one a sample of the single input, or an object keyed by input."""
     rows = len(instances)
     by_name = isinstance(instances[0], dict)
     if not by_name and len(schema.input_names) != 1:
@@ -246,29 +275,63 @@ def parse_sagemaker(schema: Schema, body: bytes) -> InferRequest:
             "keyed by input name"
         )
     arrays = []
-    bools = _may_hold_bools(body)
     for spec in schema.manifest.inputs:
         try:
             data = [inst[spec.name] for inst in instances] if by_name else instances
         except (KeyError, TypeError):
-            raise bad(f"every instance needs input {spec.name!r}") from None
-        try:
-            array = from_json_data(data, spec.datatype, bools_possible=bools)
-        except ValueProblem as exc:
-            raise bad(f"instances for {spec.name!r}: {exc}") from None
-        except (ValueError, TypeError):
-            raise bad(
-                f"instances for {spec.name!r} must each be a (nested) list of {spec.datatype} "
-                f"values shaped {list(spec.shape)}"
-            ) from None
-        if array.size != rows * math.prod(spec.shape):
-            raise bad(
-                f"instances for {spec.name!r} must each have shape {list(spec.shape)} "
-                f"({math.prod(spec.shape)} values)"
-            )
-        arrays.append(array.reshape(rows, *spec.shape))
+            first = next(
+                i for i, inst in enumerate(instances)
+                if not isinstance(inst, dict) or spec.name not in inst
+            )  # fmt: skip
+            where = f"{row(first)}: " if row else ""
+            raise bad(f"{where}every instance needs input {spec.name!r}") from None
+        arrays.append(_instance_rows(spec, data, rows, bools, row))
     outputs = [OutputRequest(i, False) for i in range(len(schema.output_names))]
     return InferRequest(arrays, rows, None, outputs, None, style="instances")
+
+
+def _columns_request(schema: Schema, columns: dict[str, Any], bools: bool) -> InferRequest:
+    unknown = sorted(set(columns) - set(schema.input_names))
+    missing = [n for n in schema.input_names if n not in columns]
+    if unknown or missing:
+        raise bad(
+            f'"inputs" as columns needs exactly the inputs {schema.input_names} '
+            f"(missing {missing}, unknown {unknown})"
+        )
+    lengths = {n: len(v) if isinstance(v, list) else 0 for n, v in columns.items()}
+    rows = lengths[schema.input_names[0]]
+    if rows < 1 or any(n != rows for n in lengths.values()):
+        raise bad(f'"inputs" columns must be non-empty lists of one length, got {lengths}')
+    arrays = [_instance_rows(s, columns[s.name], rows, bools, None) for s in schema.manifest.inputs]
+    outputs = [OutputRequest(i, False) for i in range(len(schema.output_names))]
+    return InferRequest(arrays, rows, None, outputs, None, style="instances")
+
+
+def _instance_rows(
+    spec: TensorSpec, data: list[Any], rows: int, bools: bool, row: RowLabel | None
+) -> np.ndarray:
+    """Convert one input's values across instances to a ``[rows, *shape]`` array."""
+    try:
+        array = from_json_data(data, spec.datatype, bools_possible=bools)
+    except ValueProblem as exc:
+        if row is None:
+            raise bad(f"instances for {spec.name!r}: {exc}") from None
+        inner = exc.position[1:] if len(exc.position) > 1 else []
+        raise bad(
+            f"{row(exc.position[0])}: input {spec.name!r}: value {exc.value} at position "
+            f"{inner[0] if len(inner) == 1 else inner} {exc.what}"
+        ) from None
+    except (ValueError, TypeError):
+        raise bad(
+            f"instances for {spec.name!r} must each be a (nested) list of {spec.datatype} "
+            f"values shaped {list(spec.shape)}"
+        ) from None
+    if array.size != rows * math.prod(spec.shape):
+        raise bad(
+            f"instances for {spec.name!r} must each have shape {list(spec.shape)} "
+            f"({math.prod(spec.shape)} values)"
+        )
+    return array.reshape(rows, *spec.shape)
 
 
 def encode_oip(

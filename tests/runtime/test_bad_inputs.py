@@ -139,9 +139,17 @@ CASES: list[tuple[str, str, str, bytes, dict[str, str], int, str]] = [
      "JSON list of instances"),
     ("sagemaker wrong instance shape", "POST", "/invocations", b"[[1, 2, 3]]", {}, 400,
      "instances for 'INPUT__0' must each have shape [32] (32 values)"),
-    ("sagemaker csv", "POST", "/invocations", b"1,2,3", {"Content-Type": "text/csv"}, 415,
-     "Content-Type 'text/csv' is not supported; send application/json, or application/octet-stream "
-     "with Inference-Header-Content-Length (binary tensors)"),
+    ("sagemaker csv short row", "POST", "/invocations", b"1,2,3", {"Content-Type": "text/csv"},
+     400, "CSV line 1: 3 values, the model takes 32 per record (INPUT__0: 32 FP32)"),
+    ("sagemaker form", "POST", "/invocations", b"a=1", {"Content-Type":
+     "application/x-www-form-urlencoded"}, 415,
+     "Content-Type 'application/x-www-form-urlencoded' is not supported; send application/json, "
+     "text/csv, application/jsonlines, application/x-npy, or application/octet-stream with "
+     "Inference-Header-Content-Length (binary tensors)"),
+    ("sagemaker accept xml", "POST", "/invocations", json.dumps([GOOD_DATA]).encode(),
+     {"Accept": "application/xml"}, 406,
+     "Accept 'application/xml' names no answer format this server writes; accept one of "
+     "application/json, text/csv, application/jsonlines"),
 ]  # fmt: skip
 
 
