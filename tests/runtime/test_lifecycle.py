@@ -147,7 +147,8 @@ def test_sigterm_drains_in_flight_requests_and_refuses_new_ones(
 
 
 def test_liveness_answers_while_the_device_is_busy(echo_bundle: Path, tmp_path: Path) -> None:
-    env = {"INF3KIT_SIMULATED_DEVICE_MS": "1000"}
+    # 3 s: long enough that two health checks answer first even on a loaded machine.
+    env = {"INF3KIT_SIMULATED_DEVICE_MS": "3000"}
     with running_server(echo_bundle, tmp_path / "log", **env) as server:
         done = threading.Event()
 
