@@ -107,7 +107,10 @@ def refusals(loaded: LoadedSpec) -> dict[str, str]:
         elif itype.platform == "sagemaker" and spec.endpoint is not None:
             problem = compat.guardrails_problem(itype.name, spec.endpoint.rollout_strategy)
         if problem:
-            out[itype.name] = problem
+            # The matrix names the type; dropped so the sizes of a family share one line.
+            out[itype.name] = problem.replace(f" on {itype.name}:", ":").replace(
+                f"{itype.name}: ", ""
+            )
     return out
 
 

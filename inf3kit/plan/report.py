@@ -175,7 +175,11 @@ def unpriced_line(plan: Plan) -> str | None:
 
 
 def excluded_lines(plan: Plan) -> list[str]:
-    return [f"{e.instance_type}: {e.reason}" for e in plan.excluded]
+    """One line per distinct reason, naming every type it excludes."""
+    by_reason: dict[str, list[str]] = {}
+    for e in plan.excluded:
+        by_reason.setdefault(e.reason, []).append(e.instance_type)
+    return [f"{', '.join(names)}: {reason}" for reason, names in by_reason.items()]
 
 
 def profile_lines(plan: Plan) -> list[str]:

@@ -182,6 +182,12 @@ def test_plan_excludes_the_types_the_spec_would_refuse(profiled: Path) -> None:
     result = runner.invoke(app, ["plan", str(spec), "--rps", "100", "--p99-ms", "50", "--json"])
     data = json.loads(result.output)
     excluded = {e["instance_type"]: e["reason"] for e in data["excluded"]}
-    assert excluded["inf1.xlarge"].startswith("the spec refuses it: inf1.xlarge: the Neuron DLAMI")
-    assert "deployment guardrails" in excluded["ml.inf1.xlarge"]
+    assert excluded["inf1.xlarge"].startswith("the spec refuses it: the Neuron DLAMIs no longer")
+    assert excluded["ml.inf1.xlarge"].startswith(
+        "the spec refuses it: canary: SageMaker deployment guardrails do not support Inf1"
+    )
+    table = runner.invoke(app, ["plan", str(spec), "--rps", "100", "--p99-ms", "50"]).output
+    assert "excluded inf1.xlarge, inf1.2xlarge, inf1.6xlarge, inf1.24xlarge: the spec" in " ".join(
+        table.split()
+    )
     assert not any(r["family"] == "inf1" for r in data["rows"])
