@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import orjson
 from prometheus_client import CollectorRegistry, generate_latest
 
@@ -36,7 +37,7 @@ from inf3kit.runtime.hardware import HostHardware
 from inf3kit.runtime.loader import LoadedModel, load_model
 from inf3kit.runtime.metrics import FAILURE_REASONS, Metrics
 from inf3kit.runtime.offload import OFFLOAD_BODY_BYTES, Offloader
-from inf3kit.runtime.protocol import RequestError, Schema
+from inf3kit.runtime.protocol import InferRequest, RequestError, Schema
 from inf3kit.runtime.settings import Settings
 
 log = logging.getLogger("inf3kit.runtime")
@@ -221,17 +222,22 @@ class InferenceApp:
             else:
                 await self._simple_route(send, method, path)
         except RequestError as exc:
-            self._count_failure(FAILURE_REASONS.get(exc.status, "internal"))
+            self.count_failure(FAILURE_REASONS.get(exc.status, "internal"))
             extra = [(b"allow", exc.allow)] if isinstance(exc, MethodNotAllowed) else None
             await _send(send, exc.status, _error_body(exc.message), JSON, extra)
         except Exception:
-            self._count_failure("internal")
+            self.count_failure("internal")
             log.exception("unhandled error for %s %s", method, path)
             await _send_error(send, 500, "internal server error; see the server log")
 
-    def _count_failure(self, reason: str) -> None:
+    def count_failure(self, reason: str) -> None:
         if self._metrics is not None:
             self._metrics.failure[reason].inc()
+
+    def count_success(self, seconds: float) -> None:
+        if self._metrics is not None:
+            self._metrics.success.inc()
+            self._metrics.request_seconds.observe(seconds)
 
     async def _simple_route(self, send: Send, method: str, path: str) -> None:
         handler = self._routes.get(path)
@@ -241,7 +247,7 @@ class InferenceApp:
         status, body, content_type = handler()
         await _send(send, status, body, content_type)
 
-    def _not_ready_message(self) -> str:
+    def not_ready_message(self) -> str:
         if self.state is State.READY:
             return self.peers_not_ready() or "ready"
         if self.state is State.FAILED:
@@ -250,18 +256,18 @@ class InferenceApp:
             return "the server is shutting down; retry on another instance"
         return "the model is loading"
 
-    def _serving(self) -> bool:
+    def serving(self) -> bool:
         return self.state is State.READY and self.peers_not_ready() is None
 
     def _ping(self) -> tuple[int, bytes, bytes]:
-        if self._serving():
+        if self.serving():
             return 200, b'{"status":"ready"}', JSON
-        return 503, _error_body(self._not_ready_message()), JSON
+        return 503, _error_body(self.not_ready_message()), JSON
 
     def _ready(self) -> tuple[int, bytes, bytes]:
-        if self._serving():
+        if self.serving():
             return 200, b"", JSON
-        return 503, _error_body(self._not_ready_message()), JSON
+        return 503, _error_body(self.not_ready_message()), JSON
 
     def _render_metrics(self) -> tuple[int, bytes, bytes]:
         return 200, self.render_metrics(), b"text/plain; version=0.0.4; charset=utf-8"
@@ -292,8 +298,26 @@ class InferenceApp:
         if action not in _MODEL_ACTIONS or version == "":
             raise RequestError(404, f"no route {path!r}")
         _check_method(method, _MODEL_ACTIONS[action], path)
+        self.check_model(name, version)
+        if action == "infer":
+            await self._infer(scope, receive, send, sagemaker=False)
+        elif action == "":
+            await _send(send, 200, orjson.dumps(self.model_metadata()))
+        elif action == "ready":
+            status, body, _ = self._ready()
+            await _send(send, status, body)
+        else:
+            await _send(send, 200, orjson.dumps(self.model_config()))
+
+    @property
+    def schema(self) -> Schema | None:
+        """The loaded model's request schema; None until it is loaded."""
+        return self._schema
+
+    def check_model(self, name: str, version: str | None) -> None:
+        """503 before the model is loaded, 404 for a model or version this server lacks."""
         if self._schema is None:
-            raise RequestError(503, self._not_ready_message())
+            raise RequestError(503, self.not_ready_message())
         manifest = self._schema.manifest
         if name != manifest.name or (version not in (None, manifest.version)):
             shown = name if version is None else f"{name}/versions/{version}"
@@ -302,17 +326,8 @@ class InferenceApp:
                 f"unknown model {shown!r}; this server serves {manifest.name!r} "
                 f"version {manifest.version!r}",
             )
-        if action == "infer":
-            await self._infer(scope, receive, send, sagemaker=False)
-        elif action == "":
-            await _send(send, 200, orjson.dumps(self._model_metadata()))
-        elif action == "ready":
-            status, body, _ = self._ready()
-            await _send(send, status, body)
-        else:
-            await _send(send, 200, orjson.dumps(self._model_config()))
 
-    def _model_metadata(self) -> dict[str, Any]:
+    def model_metadata(self) -> dict[str, Any]:
         assert self._schema is not None
         m = self._schema.manifest
 
@@ -329,7 +344,7 @@ class InferenceApp:
             "outputs": tensors(m.outputs),
         }
 
-    def _model_config(self) -> dict[str, Any]:
+    def model_config(self) -> dict[str, Any]:
         assert self._schema is not None and self._model is not None
         m = self._schema.manifest
 
@@ -364,7 +379,7 @@ class InferenceApp:
         started = time.perf_counter()
         metrics = self._metrics
         if self.state is not State.READY or metrics is None:
-            raise RequestError(503, self._not_ready_message())
+            raise RequestError(503, self.not_ready_message())
         self.inflight += 1  # also the inflight gauge (set_function in _start)
         try:
             body, content, content_type = await self._handle(scope, receive, sagemaker)
@@ -414,6 +429,14 @@ class InferenceApp:
             assert self._metrics is not None
             self._metrics.offloaded.inc()
             request = await offload.parse(body, media, header_len, sagemaker)
+        results = await self.compute(request)
+        if offload is not None:
+            return await offload.encode(request, results, answer)
+        return encode_response(schema, request, results, answer)
+
+    async def compute(self, request: InferRequest) -> list[np.ndarray]:
+        """Queue a parsed request within its deadline (HTTP and gRPC share this)."""
+        assert self._batcher is not None
         timeout = self._timeout_s
         if request.timeout_s is not None:
             timeout = min(timeout, request.timeout_s)
@@ -429,9 +452,7 @@ class InferenceApp:
             raise RequestError(
                 504, f"no result within the {timeout * 1000:g} ms deadline; the request was dropped"
             ) from None
-        if offload is not None:
-            return await offload.encode(request, results, answer)
-        return encode_response(schema, request, results, answer)
+        return results
 
     async def _read_body(self, receive: Receive, declared: int | None) -> bytes:
         limit = self.settings.max_body_bytes

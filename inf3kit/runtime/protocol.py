@@ -193,6 +193,11 @@ def parse_oip(schema: Schema, body: bytes, header_length: int | None) -> InferRe
     return _parse_request(schema, request, binary, _may_hold_bools(header))
 
 
+def parse_tensors(schema: Schema, request: dict[str, Any], binary: memoryview) -> InferRequest:
+    """An OIP request object whose tensors are all in ``binary`` (how gRPC requests arrive)."""
+    return _parse_request(schema, request, binary, False)
+
+
 def _parse_request(
     schema: Schema, request: dict[str, Any], binary: memoryview, bools: bool
 ) -> InferRequest:

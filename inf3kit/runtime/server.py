@@ -135,12 +135,19 @@ class Server:
         if sock is None:
             sock = bind(self.settings.host, self.settings.port)
         listener = await loop.create_server(self.hub.factory, sock=sock, backlog=4096)
+        grpc_server = None
+        if self.settings.grpc_port is not None:
+            from inf3kit.runtime.grpc_service import start_grpc
+
+            grpc_server = await start_grpc(self.app, self.settings.host, self.settings.grpc_port)
         ticker = None if self.tick is None else loop.create_task(self._tick(self.tick))
         try:
             await self._stop.wait()
         finally:
             if ticker is not None:
                 ticker.cancel()
+            if grpc_server is not None:
+                await grpc_server.stop(_CLOSE_S)
             listener.close()
             self.hub.close_all()
             await asyncio.sleep(0)  # let cancelled requests unwind

@@ -44,6 +44,7 @@ class Settings:
     keepalive_timeout_seconds: float = 75.0
     max_connections: int = 2048
     processes: int | None = None
+    grpc_port: int | None = None
 
     def with_overrides(self, **overrides: Any) -> Settings:
         """Apply non-``None`` overrides (CLI flags) on top of the environment."""
@@ -106,6 +107,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "keepalive_timeout_seconds": _float,
     "max_connections": _int,
     "processes": _int,
+    "grpc_port": _int,
 }
 
 _MINIMUM: dict[str, float] = {
@@ -129,6 +131,7 @@ _MINIMUM: dict[str, float] = {
     "keepalive_timeout_seconds": 0.1,
     "max_connections": 1,
     "processes": 1,
+    "grpc_port": 1,
 }
 
 
@@ -146,6 +149,7 @@ _MAXIMUM: dict[str, int] = {
     "keepalive_timeout_seconds": 3600,
     "max_connections": 1_000_000,
     "processes": 1024,
+    "grpc_port": 65535,
 }
 
 

@@ -9,7 +9,7 @@ from conftest import REPO
 
 FORBIDDEN = (
     "aws_cdk", "constructs", "inf3kit.stacks", "inf3kit.constructs", "inf3kit.spec",
-    "inf3kit.cli", "torch",
+    "inf3kit.cli", "torch", "tritonclient",
 )  # fmt: skip
 
 
@@ -17,6 +17,7 @@ def test_runtime_imports_nothing_it_must_not() -> None:
     code = (
         "import sys\n"
         "import inf3kit.runtime, inf3kit.runtime.server, inf3kit.runtime.commands\n"
+        "import inf3kit.runtime.supervisor, inf3kit.runtime.grpc_service\n"
         f"bad = [m for m in {FORBIDDEN!r} if m in sys.modules]\n"
         "print(','.join(bad))\n"
     )
