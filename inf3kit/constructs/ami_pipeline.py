@@ -440,6 +440,7 @@ class NeuronAmiPipeline(Construct):
 
 
 _ROOT_DEVICE = "/dev/sda1"  # the Ubuntu DLAMIs' root device name
+_APT_LOCK_WAIT = "-o DPkg::Lock::Timeout=600"
 
 
 def _build_document(
@@ -461,9 +462,20 @@ def _build_document(
                 "commands": [
                     "set -euo pipefail",
                     "export DEBIAN_FRONTEND=noninteractive",
-                    "apt-get update -q",
-                    "apt-get install -y -q --allow-downgrades --allow-change-held-packages " + pins,
+                    # A fresh Ubuntu instance runs unattended-upgrades at boot, which holds the
+                    # dpkg lock: stop it, let cloud-init finish, and wait for the lock anyway.
+                    "systemctl stop apt-daily.timer apt-daily-upgrade.timer "
+                    "unattended-upgrades.service || true",
+                    "cloud-init status --wait || true",
+                    f"apt-get {_APT_LOCK_WAIT} update -q",
+                    f"apt-get {_APT_LOCK_WAIT} install -y -q --allow-downgrades "
+                    "--allow-change-held-packages " + pins,
                     "apt-mark hold " + " ".join(packages),
+                    # A pinned driver may not build for the parent image's newest kernel: stop
+                    # the bake here, with the fix, instead of baking an image with no driver.
+                    'dkms status -m aws-neuronx -k "$(uname -r)" | grep -q installed || '
+                    '{ echo "aws-neuronx-dkms did not build for kernel $(uname -r): pin a newer '
+                    'driver (neuron_packages) or an older parent_image" >&2; exit 1; }',
                 ]
             },
         },

@@ -6,8 +6,9 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import jsii
-from aws_cdk import Token
+from aws_cdk import Annotations, Stack, Token
 from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
 from inf3kit.catalog import Compatibility, load_compatibility
@@ -17,15 +18,23 @@ if TYPE_CHECKING:
     from inf3kit.constructs.ami_pipeline import NeuronAmiPipeline
 
 
+UNPINNED_WARNING_ID = "inf3kit:dlamiNotPinned"
+LOOKUP_PLACEHOLDER = "dummy-value-for-"
+"""What a CDK context lookup answers before the CDK CLI has performed it."""
+
+
 @jsii.implements(ec2.IMachineImage)
 class NeuronAmi(Construct):
     """The AWS Neuron DLAMI for some instance types, resolved from its public SSM parameter.
 
     The compatibility matrix names the DLAMI parameter per instance family, so the image always
-    carries a Neuron driver and runtime that supports the hardware. The parameter is read at
-    deploy time (a CloudFormation `AWS::SSM::Parameter::Value<AWS::EC2::Image::Id>` parameter),
-    never looked up at synthesis: templates stay environment-agnostic and a stack update picks up
-    the latest image. Use it anywhere an `ec2.IMachineImage` is accepted.
+    carries a Neuron driver and runtime that supports the hardware. In a stack with an account
+    and region the image id is looked up at synthesis and kept in `cdk.context.json`, the CDK
+    convention for lookups: a deploy never moves the fleet to whatever DLAMI AWS published
+    since, because CloudFormation resolves an SSM parameter again on every stack update.
+    `cdk context --reset KEY` (or deleting the entry) moves to the newest image on purpose.
+    An environment-agnostic stack cannot look anything up: it reads the parameter at deploy time
+    and synthesis warns. Use it anywhere an `ec2.IMachineImage` is accepted.
     """
 
     def __init__(
@@ -36,6 +45,7 @@ class NeuronAmi(Construct):
         instance_types: Sequence[str] = ("inf2.xlarge",),
         parameter_name: str | None = None,
         compatibility: Compatibility | None = None,
+        pin: bool = True,
     ) -> None:
         """Choose the image.
 
@@ -45,6 +55,9 @@ class NeuronAmi(Construct):
             e.g. the one a baking pipeline publishes. Default: the matrix's DLAMI parameter.
         :param compatibility: the matrix to read. Default: the shipped one merged with the
             file named by INF3KIT_CATALOG.
+        :param pin: look the image up at synthesis and keep it in `cdk.context.json` when the
+            stack has an account and region. Default: True. False reads the parameter on every
+            deploy (and every update may move to a newer image).
         """
         super().__init__(scope, id)
         problems = _validate(instance_types, parameter_name, compatibility)
@@ -53,9 +66,33 @@ class NeuronAmi(Construct):
             matrix = compatibility or load_compatibility()
             parameter_name = matrix.dlami_parameter(instance_types[0])
         self.parameter_name: str = parameter_name
-        self._image = ec2.MachineImage.from_ssm_parameter(
-            parameter_name, os=ec2.OperatingSystemType.LINUX
+        stack = Stack.of(self)
+        self.pinned: bool = pin and not (
+            Token.is_unresolved(stack.account) or Token.is_unresolved(stack.region)
         )
+        """Whether the image id was fixed at synthesis (in `cdk.context.json`)."""
+        self.image_id: str | None = None
+        """The AMI id fixed at synthesis, or None while it is read at deploy time."""
+        if self.pinned:
+            found = ssm.StringParameter.value_from_lookup(self, parameter_name)
+            # Until the CDK CLI has looked the parameter up (it then synthesizes again), the
+            # lookup answers a placeholder; the template reads the parameter meanwhile.
+            self.image_id = None if found.startswith(LOOKUP_PLACEHOLDER) else found
+        if self.image_id is not None:
+            self._image = ec2.MachineImage.generic_linux({stack.region: self.image_id})
+        else:
+            self._image = ec2.MachineImage.from_ssm_parameter(
+                parameter_name, os=ec2.OperatingSystemType.LINUX
+            )
+        if pin and not self.pinned:
+            Annotations.of(self).add_warning_v2(
+                UNPINNED_WARNING_ID,
+                f"the AMI comes from {parameter_name} at deploy time, because the stack has no "
+                "account and region to look it up at synthesis: every stack update moves the "
+                "instances to the newest DLAMI. Fix: give the stack an account and region "
+                "(spec `environments:`, or deploy with the CDK CLI, which sets them), or a fixed "
+                "AMI id",
+            )
 
     def get_image(self, scope: Construct) -> ec2.MachineImageConfig:
         """Return the image id (a deploy-time parameter), OS type and user data for `scope`."""

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import aws_cdk as cdk
 import pytest
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
-from aws_cdk.assertions import Match, Template
+from aws_cdk.assertions import Annotations, Match, Template
 
 from inf3kit.catalog import Compatibility, load_compatibility
 from inf3kit.constructs import FixedImage, NeuronAmi, NeuronAmiPipeline
@@ -44,6 +45,54 @@ def test_reads_the_dlami_parameter_of_the_matrix_at_deploy_time(template: Templa
             }
         },
     )
+
+
+DLAMI = "/aws/service/neuron/dlami/base/ubuntu-24.04/latest/image_id"
+LOOKUP_KEY = f"ssm:account=111122223333:parameterName={DLAMI}:region=eu-west-1"
+
+
+def _pinned_stack(context: dict[str, str]) -> tuple[cdk.App, NeuronAmi, Template]:
+    app = cdk.App(context=context)
+    stack = cdk.Stack(
+        app, "Pinned", env=cdk.Environment(account="111122223333", region="eu-west-1")
+    )
+    ami = NeuronAmi(stack, "Ami", instance_types=["inf2.xlarge"])
+    ec2.LaunchTemplate(stack, "Lt", machine_image=ami)
+    return app, ami, Template.from_stack(stack)
+
+
+def test_a_stack_with_an_environment_keeps_the_image_it_looked_up() -> None:
+    """CloudFormation resolves an SSM parameter type again on every stack update (CloudFormation
+    user guide, "Specify existing resources at runtime with CloudFormation-supplied parameter
+    types"), so the DLAMI is looked up once and kept in cdk.context.json instead."""
+    _, ami, template = _pinned_stack({LOOKUP_KEY: "ami-0123456789abcdef0"})
+    assert ami.pinned and ami.image_id == "ami-0123456789abcdef0"
+    template.has_resource_properties(
+        "AWS::EC2::LaunchTemplate",
+        {"LaunchTemplateData": Match.object_like({"ImageId": "ami-0123456789abcdef0"})},
+    )
+    assert not [
+        p for p in template.to_json().get("Parameters", {}).values() if "Image::Id" in p["Type"]
+    ]
+
+
+def test_before_the_lookup_the_cdk_cli_is_asked_for_it() -> None:
+    app, ami, template = _pinned_stack({})
+    assert ami.pinned and ami.image_id is None
+    manifest = json.loads((Path(app.synth().directory) / "manifest.json").read_text())
+    assert [m["key"] for m in manifest["missing"]] == [LOOKUP_KEY]
+    template.has_resource_properties(
+        "AWS::EC2::LaunchTemplate",
+        {"LaunchTemplateData": Match.object_like({"ImageId": {"Ref": Match.any_value()}})},
+    )
+
+
+def test_an_environment_agnostic_stack_warns_that_updates_move_the_image() -> None:
+    stack = cdk.Stack(cdk.App(), "Agnostic")
+    ami = NeuronAmi(stack, "Ami", instance_types=["inf2.xlarge"])
+    assert not ami.pinned
+    warnings = Annotations.from_stack(stack).find_warning("*", Match.string_like_regexp(".*"))
+    assert any(f"the AMI comes from {DLAMI} at deploy time" in str(w.entry.data) for w in warnings)
 
 
 def test_parameter_name_overrides_the_matrix() -> None:
@@ -166,6 +215,19 @@ def test_build_component_pins_neuron_packages_and_installs_the_runtime(
         assert f"'{name}={ver}*'" in data
     assert "apt-mark hold aws-neuronx-dkms aws-neuronx-runtime-lib" in data
     assert "--extra-index-url https://pip.repos.neuron.amazonaws.com 'inf3kit[serve]" in data
+
+
+def test_build_waits_for_the_dpkg_lock_and_checks_the_driver_built(
+    pipeline_template: Template,
+) -> None:
+    """A fresh Ubuntu instance runs unattended-upgrades at boot (Ubuntu server guide, "Automatic
+    updates"), which holds the dpkg lock; a pinned DKMS driver may not build for a newer kernel."""
+    data = _component_data(pipeline_template, "BuildComponent")
+    stop = data.index("systemctl stop apt-daily.timer apt-daily-upgrade.timer")
+    wait = data.index("cloud-init status --wait")
+    install = data.index("apt-get -o DPkg::Lock::Timeout=600 install")
+    assert stop < wait < data.index("apt-get -o DPkg::Lock::Timeout=600 update") < install
+    assert data.index('dkms status -m aws-neuronx -k "$(uname -r)" | grep -q installed') > install
 
 
 def test_test_component_checks_driver_device_and_runtime(pipeline_template: Template) -> None:

@@ -1,0 +1,66 @@
+"""The inf3kit construct library: typed keyword props, secure defaults, no spec format needed."""
+
+from inf3kit._node import use_wheel_node
+
+use_wheel_node()
+
+from inf3kit.constructs.ami_pipeline import (  # noqa: E402
+    DEFAULT_NEURON_SDK,
+    NEURON_RELEASES,
+    NeuronAmiPipeline,
+    PipelineImage,
+)
+from inf3kit.constructs.bundle import ModelBundle  # noqa: E402
+from inf3kit.constructs.endpoint_image import EndpointImage  # noqa: E402
+from inf3kit.constructs.hardware_checks import (  # noqa: E402
+    PROVISIONAL_WARNING_ID,
+    check_instance_type,
+    warn_if_provisional,
+)
+from inf3kit.constructs.model_artifacts import ModelArtifacts  # noqa: E402
+from inf3kit.constructs.nag import acknowledge, skip_checkov, waive_cfn_lint  # noqa: E402
+from inf3kit.constructs.network import ServiceNetwork  # noqa: E402
+from inf3kit.constructs.neuron_ami import FixedImage, NeuronAmi  # noqa: E402
+from inf3kit.constructs.neuron_endpoint import (  # noqa: E402
+    EndpointRollout,
+    ModelData,
+    NeuronEndpoint,
+    ScaleDownSchedule,
+)
+from inf3kit.constructs.neuron_fleet import (  # noqa: E402
+    NEURON_METRIC_NAMESPACE,
+    NEURONCORE_UTILIZATION_METRIC,
+    NO_FALLBACK_WARNING_ID,
+    NeuronFleet,
+)
+from inf3kit.constructs.runtime_settings import RuntimeSettings  # noqa: E402
+from inf3kit.constructs.service_monitoring import ServiceMonitoring  # noqa: E402
+
+__all__ = [
+    "DEFAULT_NEURON_SDK",
+    "NEURONCORE_UTILIZATION_METRIC",
+    "NEURON_METRIC_NAMESPACE",
+    "NEURON_RELEASES",
+    "NO_FALLBACK_WARNING_ID",
+    "PROVISIONAL_WARNING_ID",
+    "EndpointImage",
+    "EndpointRollout",
+    "FixedImage",
+    "ModelArtifacts",
+    "ModelBundle",
+    "ModelData",
+    "NeuronAmi",
+    "NeuronAmiPipeline",
+    "NeuronEndpoint",
+    "NeuronFleet",
+    "PipelineImage",
+    "RuntimeSettings",
+    "ScaleDownSchedule",
+    "ServiceMonitoring",
+    "ServiceNetwork",
+    "acknowledge",
+    "check_instance_type",
+    "skip_checkov",
+    "waive_cfn_lint",
+    "warn_if_provisional",
+]

@@ -1,0 +1,261 @@
+"""Dynamic batching: a bounded queue shared by the event loop and one thread per device worker.
+
+The event loop only appends requests (rows of the batch dimension) to the queue; a request
+larger than the compiled batch is appended as consecutive parts of at most one batch each and
+reassembled in order. Each worker thread takes its next batch itself the moment its device is
+free. Batching is adaptive: when no other device is busy, a free worker takes what is queued at
+once, so at low load every request is dispatched as with a zero delay; while other devices are
+busy (there is load), it waits up to ``max_delay`` for a full batch. Requests that arrive while
+every device computes pile up, so the next free worker finds its batch filled. Taking the batch
+in the worker thread, not in an event-loop task, means the device never idles waiting for the
+loop, which is busy parsing and answering HTTP. The worker pads to the compiled shape (the
+device only accepts that shape), runs the batch and hands the rows back to the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from inf3kit.runtime.backends import Backend
+from inf3kit.runtime.metrics import Metrics
+
+
+class QueueFull(Exception):
+    """The request queue is at capacity; the caller should answer 429 at once."""
+
+
+class DeadlineExceeded(Exception):
+    """The request's deadline passed before its result was ready."""
+
+
+@dataclass(slots=True)
+class Job:
+    """One request: input arrays (batch dim first), row count, deadline (``time.monotonic``)."""
+
+    inputs: Sequence[np.ndarray]
+    rows: int
+    deadline: float
+    future: asyncio.Future[list[np.ndarray]]
+    part: bool = False  # one of several parts of a request larger than the batch
+    enqueued: float = field(default_factory=time.monotonic)
+
+
+def _expire(futures: Sequence[asyncio.Future[list[np.ndarray]]]) -> None:
+    for future in futures:
+        if not future.done():
+            future.set_exception(DeadlineExceeded())
+
+
+class Batcher:
+    """Forms batches for one model and runs them on its workers, off the event loop."""
+
+    def __init__(
+        self,
+        backends: Sequence[Backend],
+        input_shapes: Sequence[tuple[tuple[int, ...], np.dtype]],
+        batch_size: int,
+        max_delay_s: float,
+        queue_size: int,
+        metrics: Metrics,
+        join_timeout_s: float = 5.0,
+    ) -> None:
+        self._backends = list(backends)
+        self._join_timeout = join_timeout_s
+        self._input_shapes = list(input_shapes)
+        self.batch_size = batch_size
+        self._max_delay = max_delay_s
+        self._queue_size = queue_size
+        self._metrics = metrics
+        self._pending: deque[Job] = deque()
+        self._pending_rows = 0
+        self._busy = 0  # workers running a batch
+        self._cond = threading.Condition()
+        self._closed = False
+        self._threads: list[threading.Thread] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        for i, backend in enumerate(self._backends):
+            thread = threading.Thread(
+                target=self._work, args=(backend,), name=f"inf3kit-worker-{i}", daemon=True
+            )
+            thread.start()
+            self._threads.append(thread)
+
+    async def stop(self, timeout_s: float | None = None) -> None:
+        """Stop the workers once their current batch is done (requests are drained before).
+
+        Waits at most ``timeout_s`` (default: ``join_timeout_s``) in all, however many workers
+        there are; a worker still busy after that is a daemon thread and dies with the process.
+        """
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        timeout = self._join_timeout if timeout_s is None else timeout_s
+        await asyncio.to_thread(self._join, timeout)
+
+    def _join(self, timeout_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        """Join every worker against one shared deadline, not ``timeout_s`` per worker."""
+        deadline = clock() + max(0.0, timeout_s)
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - clock()))
+
+    async def infer(
+        self, inputs: Sequence[np.ndarray], rows: int, timeout_s: float
+    ) -> list[np.ndarray]:
+        """Queue one request and wait for its rows of every output.
+
+        A request of more rows than the compiled batch is queued as consecutive parts (views,
+        not copies) whose outputs are joined in order. Raises :class:`QueueFull` at once when
+        the queue is full and :class:`DeadlineExceeded` when ``timeout_s`` passes first; a
+        request (or part) that expires while queued is never computed.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = time.monotonic() + timeout_s
+        size = self.batch_size
+        jobs = [
+            Job([a[start : start + size] for a in inputs], min(size, rows - start), deadline,
+                loop.create_future(), rows > size)
+            for start in range(0, rows, size)
+        ]  # fmt: skip
+        with self._cond:
+            if len(self._pending) >= self._queue_size and not self._drop_dead():
+                raise QueueFull
+            first = not self._pending
+            self._pending.extend(jobs)
+            self._pending_rows += rows
+            # Wake a worker only when it has something to decide: a first request (it may go
+            # at once, or starts the delay clock), or a full batch.
+            if first or self._pending_rows >= size:
+                self._cond.notify(len(jobs))
+        futures = [job.future for job in jobs]
+        timer = loop.call_later(timeout_s, _expire, futures)
+        try:
+            parts = [await future for future in futures]
+        finally:
+            timer.cancel()
+            for future in futures:
+                if not future.done():
+                    future.cancel()  # a failed part: the rest is never computed
+                elif not future.cancelled():
+                    future.exception()  # retrieved, so asyncio logs nothing for it
+        if len(parts) == 1:
+            return parts[0]
+        return [np.concatenate(outputs) for outputs in zip(*parts, strict=True)]
+
+    def _drop_dead(self) -> bool:
+        """Free the slots of queued requests that expired or were cancelled (lock held).
+
+        Without this a full queue would refuse new work until a worker got round to them.
+        """
+        now = time.monotonic()
+        live = deque(j for j in self._pending if not j.future.done() and now < j.deadline)
+        freed = len(self._pending) - len(live)
+        self._pending_rows = sum(j.rows for j in live)
+        self._pending = live
+        return freed > 0
+
+    # --- worker threads ---------------------------------------------------------------------
+
+    def _take(self, finished: bool) -> list[Job] | None:
+        """Block until a batch is due; return its jobs in arrival order (None when closed).
+
+        ``finished``: the calling worker has just finished a batch (it is no longer busy).
+        """
+        with self._cond:
+            self._busy -= finished
+            while True:
+                if self._closed:
+                    return None
+                now = time.monotonic()
+                while self._pending and (
+                    self._pending[0].future.done() or now >= self._pending[0].deadline
+                ):
+                    self._pending_rows -= self._pending.popleft().rows
+                if not self._pending:
+                    self._cond.wait()
+                    continue
+                head = self._pending[0]
+                due = head.enqueued + self._max_delay
+                # Fill only while other devices are busy; parts of a split request never wait
+                # (their request is here in full).
+                filling = self._busy and self._pending_rows < self.batch_size and not head.part
+                if filling and now < due:
+                    self._cond.wait(due - now)
+                    continue
+                jobs: list[Job] = []
+                rows = 0
+                while self._pending and rows + self._pending[0].rows <= self.batch_size:
+                    job = self._pending.popleft()
+                    self._pending_rows -= job.rows
+                    if not job.future.done() and now < job.deadline:
+                        jobs.append(job)
+                        rows += job.rows
+                if jobs:
+                    self._busy += 1
+                    return jobs
+
+    def _work(self, backend: Backend) -> None:
+        metrics = self._metrics
+        finished = False
+        while (jobs := self._take(finished)) is not None:
+            finished = True
+            rows = sum(j.rows for j in jobs)
+            started = time.monotonic()
+            for job in jobs:
+                metrics.queue_seconds.observe(started - job.enqueued)
+            try:
+                outputs = backend.run(self._assemble(jobs, rows))
+            except Exception as exc:
+                self._reply(self._fail, jobs, exc)
+                continue
+            metrics.compute_seconds.observe(time.monotonic() - started)
+            metrics.executions.inc()
+            metrics.inferences.inc(rows)
+            self._reply(self._deliver, jobs, outputs)
+
+    def _reply(self, callback: Callable[..., None], *args: object) -> None:
+        assert self._loop is not None
+        # RuntimeError: the loop closed during shutdown, so nobody is waiting any more.
+        with contextlib.suppress(RuntimeError):
+            self._loop.call_soon_threadsafe(callback, *args)
+
+    def _assemble(self, jobs: Sequence[Job], rows: int) -> list[np.ndarray]:
+        whole = len(jobs) == 1 and rows == self.batch_size
+        if whole and all(a.flags.writeable for a in jobs[0].inputs):
+            return list(jobs[0].inputs)
+        batch = []
+        for i, (shape, dtype) in enumerate(self._input_shapes):
+            buf = np.empty((self.batch_size, *shape), dtype=dtype)
+            offset = 0
+            for job in jobs:
+                buf[offset : offset + job.rows] = job.inputs[i]
+                offset += job.rows
+            buf[offset:] = 0
+            batch.append(buf)
+        return batch
+
+    # --- back on the event loop -------------------------------------------------------------
+
+    @staticmethod
+    def _deliver(jobs: Sequence[Job], outputs: Sequence[np.ndarray]) -> None:
+        offset = 0
+        for job in jobs:
+            if not job.future.done():
+                job.future.set_result([out[offset : offset + job.rows] for out in outputs])
+            offset += job.rows
+
+    @staticmethod
+    def _fail(jobs: Sequence[Job], exc: Exception) -> None:
+        for job in jobs:
+            if not job.future.done():
+                job.future.set_exception(exc)

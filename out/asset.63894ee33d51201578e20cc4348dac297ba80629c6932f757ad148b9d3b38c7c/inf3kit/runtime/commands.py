@@ -1,0 +1,74 @@
+"""Plain functions behind ``inf3kit compile``, ``inf3kit bundle`` and ``inf3kit serve``.
+
+The CLI module only parses flags and calls these, so they are testable without typer and
+usable from scripts.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from inf3kit.runtime.manifest import Manifest, Variant
+
+
+def compile_bundle(
+    factory: str,
+    inputs: Sequence[str],
+    out: Path,
+    *,
+    target: str = "cpu",
+    batch_size: int = 1,
+    name: str | None = None,
+    version: str | None = None,
+    outputs: Sequence[str] = (),
+    compiler_args: Sequence[str] = (),
+    cores_per_replica: int = 1,
+) -> tuple[Manifest, Variant]:
+    """Trace ``factory`` (``module:function``) for ``target`` into the bundle at ``out``."""
+    from inf3kit.runtime.compile import compile_model, parse_tensor_arg
+
+    return compile_model(
+        factory,
+        [parse_tensor_arg(i) for i in inputs],
+        out,
+        target=target,
+        batch_size=batch_size,
+        name=name,
+        version=version,
+        output_names=outputs,
+        compiler_args=compiler_args,
+        cores_per_replica=cores_per_replica,
+    )
+
+
+def pack(bundle_dir: Path, out: Path) -> Manifest:
+    """Verify ``bundle_dir`` and write a reproducible ``model.tar.gz``."""
+    from inf3kit.runtime.bundle import pack_bundle
+
+    return pack_bundle(bundle_dir, out)
+
+
+def serve(**overrides: Any) -> int:
+    """Serve the bundle named by INF3KIT_MODEL_DIR (or ``model_dir=``); return the exit code.
+
+    ``overrides`` are CLI flags (``None`` means "not given") applied over INF3KIT_* variables.
+    """
+    from inf3kit.runtime.settings import LOG_LEVELS, load_settings
+
+    settings = load_settings(**overrides)
+    if settings.log_level == "trace":
+        logging.addLevelName(LOG_LEVELS["trace"], "TRACE")  # uvicorn's level, unknown to logging
+    logging.basicConfig(
+        level=LOG_LEVELS[settings.log_level],
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if settings.neuron_cores and "NEURON_RT_VISIBLE_CORES" not in os.environ:
+        # Claim exactly the cores we were given before the Neuron runtime initialises.
+        os.environ["NEURON_RT_VISIBLE_CORES"] = f"0-{settings.neuron_cores - 1}"
+    from inf3kit.runtime.server import run
+
+    return run(settings)

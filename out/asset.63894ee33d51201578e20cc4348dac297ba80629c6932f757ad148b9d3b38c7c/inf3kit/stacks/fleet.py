@@ -1,0 +1,92 @@
+"""Spec `fleet:` section -> NeuronFleet props."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from aws_cdk import CfnOutput, Duration
+from aws_cdk import aws_certificatemanager as acm
+from aws_cdk import aws_ec2 as ec2
+
+from inf3kit.constructs import FixedImage, NeuronAmi, NeuronAmiPipeline, NeuronFleet
+from inf3kit.spec import FleetSpec
+from inf3kit.stacks.serving import runtime_settings
+
+if TYPE_CHECKING:
+    from inf3kit.stacks.service import ServiceStack
+
+
+def add_fleet(stack: ServiceStack, fleet: FleetSpec) -> NeuronFleet:
+    """Add the EC2 fleet behind its load balancer and output the load balancer's DNS name."""
+    if stack.vpc is None:  # the service stack makes or looks up a VPC whenever a fleet exists
+        raise ValueError("fleet: no VPC. Fix: set `network.vpc` to 'new' or a VPC id")
+    serving = stack.loaded.spec.serving
+    lb = fleet.load_balancer
+    neuron_fleet = NeuronFleet(
+        stack,
+        "Fleet",
+        vpc=stack.vpc,
+        instance_types=fleet.instance_types,
+        bundle_bucket=stack.bundle.bucket,
+        bundle_key=stack.bundle.object_key,
+        min_capacity=fleet.capacity.min,
+        max_capacity=fleet.capacity.max,
+        desired_capacity=fleet.capacity.desired,
+        machine_image=_machine_image(stack, fleet),
+        port=serving.port,
+        runtime=runtime_settings(serving),
+        spot_percent=fleet.spot_percent,
+        warm_pool_min_size=fleet.warm_pool.min_size if fleet.warm_pool else None,
+        warm_pool_state=fleet.warm_pool.state if fleet.warm_pool else "stopped",
+        requests_per_instance=fleet.scaling.requests_per_instance,
+        neuroncore_utilization_percent=fleet.scaling.neuroncore_utilization_percent,
+        drain=Duration.seconds(fleet.drain_seconds),
+        startup_timeout=Duration.minutes(fleet.startup_minutes),
+        key=stack.artifacts.key,
+        public=lb.public,
+        certificate=acm.Certificate.from_certificate_arn(stack, "Certificate", lb.certificate_arn)
+        if lb.certificate_arn
+        else None,
+        access_logs_bucket=stack.artifacts.access_logs,
+        catalog=stack.loaded.catalog,
+    )
+    CfnOutput(
+        stack,
+        "LoadBalancerDnsName",
+        value=neuron_fleet.load_balancer.load_balancer_dns_name,
+        description="DNS name of the fleet's load balancer",
+    )
+    CfnOutput(stack, "FleetUrl", value=neuron_fleet.url, description="base URL of the fleet")
+    return neuron_fleet
+
+
+def _machine_image(stack: ServiceStack, fleet: FleetSpec) -> ec2.IMachineImage | None:
+    """None lets NeuronFleet pick the DLAMI for its types.
+
+    `pipeline` bakes the image in this stack: the pipeline also builds once during the deploy
+    and publishes the AMI id to its SSM parameter, the launch template waits for that build and
+    EC2 reads the parameter at each launch (a CloudFormation SSM parameter would be read before
+    the build and fail the first deploy). Later scheduled builds update the parameter: new
+    instances boot the new AMI; an instance refresh rolls the running ones.
+    """
+    ami = fleet.ami
+    if ami.source == "id" and ami.id:
+        return FixedImage(ami.id)
+    if ami.source == "pipeline":
+        options: dict[str, object] = {}
+        if ami.neuron_sdk is not None:
+            options["neuron_sdk"] = ami.neuron_sdk
+        if ami.schedule is not None:
+            options["schedule"] = None if ami.schedule == "manual" else ami.schedule
+        pipeline = NeuronAmiPipeline(
+            stack,
+            "AmiPipeline",
+            instance_types=fleet.instance_types,
+            vpc=stack.vpc,
+            key=stack.artifacts.key,
+            logs_bucket=stack.artifacts.bucket,
+            catalog=stack.loaded.catalog,
+            **options,  # type: ignore[arg-type]
+        )
+        return NeuronAmi.from_pipeline(pipeline)
+    return None

@@ -1,0 +1,64 @@
+"""Spec `monitoring:` section -> ServiceMonitoring props."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from aws_cdk import CfnOutput, Duration
+
+from inf3kit.constructs.neuron_endpoint import NeuronEndpoint
+from inf3kit.constructs.neuron_fleet import NeuronFleet
+from inf3kit.constructs.service_monitoring import ServiceMonitoring
+from inf3kit.spec.monitoring import MonitoringSpec
+
+if TYPE_CHECKING:
+    from inf3kit.stacks.service import ServiceStack
+
+UNHEALTHY_MARGIN_MINUTES = 5
+"""How much longer than the fleet's startup a target may fail readiness before an alarm."""
+
+
+def add_monitoring(
+    stack: ServiceStack,
+    monitoring: MonitoringSpec,
+    endpoint: NeuronEndpoint | None,
+    fleet: NeuronFleet | None,
+) -> ServiceMonitoring | None:
+    """The dashboard and alarms of the service, and the dashboard name as an output.
+
+    The latency alarm keeps the construct's default (1 s) unless the spec sets one: a
+    threshold at the request deadline could never fire, since the runtime answers 504 there.
+    """
+    if endpoint is None and fleet is None:
+        return None
+    spec = stack.loaded.spec
+    unhealthy = monitoring.unhealthy_hosts_minutes or (
+        spec.fleet.startup_minutes + UNHEALTHY_MARGIN_MINUTES if spec.fleet is not None else None
+    )
+    service = ServiceMonitoring(
+        stack,
+        "Monitoring",
+        endpoint=endpoint,
+        fleet=fleet,
+        alarm_email=monitoring.alarm_email,
+        latency_p99_threshold=None
+        if monitoring.latency_p99_ms is None
+        else Duration.millis(monitoring.latency_p99_ms),
+        error_rate_percent=monitoring.error_rate_percent,
+        unhealthy_hosts_grace=None if unhealthy is None else Duration.minutes(unhealthy),
+        dashboard=monitoring.dashboard,
+    )
+    CfnOutput(
+        stack,
+        "AlarmTopicArn",
+        value=service.alarm_topic.topic_arn,
+        description="subscribe your pager here; every alarm notifies it on ALARM and OK",
+    )
+    if service.dashboard_name is not None:
+        CfnOutput(
+            stack,
+            "DashboardName",
+            value=service.dashboard_name,
+            description="the service's CloudWatch dashboard",
+        )
+    return service

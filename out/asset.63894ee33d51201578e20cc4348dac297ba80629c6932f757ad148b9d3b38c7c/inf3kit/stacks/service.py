@@ -1,0 +1,65 @@
+"""ServiceStack: one deployable model service, composed from a validated spec."""
+
+from __future__ import annotations
+
+from aws_cdk import CfnOutput, Environment, Stack, Tags
+from aws_cdk import aws_ec2 as ec2
+from constructs import Construct
+
+from inf3kit.constructs import ModelArtifacts, ModelBundle, ServiceNetwork
+from inf3kit.spec import LoadedSpec
+from inf3kit.stacks.endpoint import add_endpoint
+from inf3kit.stacks.fleet import add_fleet
+from inf3kit.stacks.monitoring import add_monitoring
+
+
+class ServiceStack(Stack):
+    """Translates the spec into construct props; the constructs never see the YAML."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        loaded: LoadedSpec,
+        env: Environment | None = None,
+        stack_name: str | None = None,
+    ) -> None:
+        """:param stack_name: the CloudFormation name. Default: the construct id, prefixed by
+        the enclosing Stage's name inside a pipeline (which is why pipelines pass one)."""
+        spec = loaded.spec
+        super().__init__(
+            scope,
+            id,
+            env=env,
+            stack_name=stack_name,
+            description=spec.description or f"inf3kit service {spec.name}",
+        )
+        self.loaded = loaded
+        for key, value in {"inf3kit:service": spec.name, **spec.tags}.items():
+            Tags.of(self).add(key, value)
+
+        self.artifacts = ModelArtifacts(self, "Artifacts")
+        bundle = spec.model.bundle
+        self.bundle = (
+            ModelBundle(self, "Bundle", s3_uri=bundle)
+            if spec.model.is_s3
+            else ModelBundle(self, "Bundle", path=loaded.resolve(bundle))
+        )
+        self.vpc: ec2.IVpc | None = None
+        if spec.network.creates_vpc:
+            self.vpc = ServiceNetwork(
+                self,
+                "Network",
+                flow_log_bucket=self.artifacts.access_logs,
+                max_azs=spec.network.max_azs,
+            ).vpc
+        elif spec.endpoint is not None or spec.fleet is not None:
+            self.vpc = ec2.Vpc.from_lookup(self, "Network", vpc_id=spec.network.vpc)
+
+        CfnOutput(self, "ArtifactBucketName", value=self.artifacts.bucket.bucket_name)
+        CfnOutput(self, "ModelDataUrl", value=self.bundle.s3_url)
+
+        endpoint = add_endpoint(self, spec.endpoint) if spec.endpoint is not None else None
+        fleet = add_fleet(self, spec.fleet) if spec.fleet is not None else None
+        self.monitoring = add_monitoring(self, spec.monitoring, endpoint, fleet)
