@@ -119,7 +119,9 @@ class DeliveryStack(Stack):
         }
         self.cross_account = any(e.account != env.account for e in stage_envs.values())
 
-        self.artifacts = ModelArtifacts(self, "Artifacts", removal_policy=RemovalPolicy.DESTROY)
+        # Retained (with their key): S3 deletes only empty buckets, so a pipeline's filled
+        # artifact bucket would fail the stack's deletion.
+        self.artifacts = ModelArtifacts(self, "Artifacts")
         self.logs = logs.LogGroup(
             self,
             "BuildLogs",
