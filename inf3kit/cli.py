@@ -42,7 +42,9 @@ OutOption = Annotated[
 def _assembly_dir(output: Path | None, loaded: LoadedSpec) -> Path:
     """Each spec gets its own assembly folder, so what one spec synthesized (templates, Docker
     assets) is never read, gated or deployed with another."""
-    return output or Path("cdk.out") / loaded.spec.name
+    # Absolute: the CDK's Node.js process resolves relative paths against its own working
+    # directory, which is not the caller's once the caller changed directory (tests, notebooks).
+    return (output or Path("cdk.out") / loaded.spec.name).absolute()
 
 
 def _load(spec: Path) -> LoadedSpec:
