@@ -552,8 +552,20 @@ def compile_model(
         list[str] | None, typer.Option(help="extra argument for neuronx-cc (repeatable)")
     ] = None,
     cores_per_replica: Annotated[int, typer.Option(help="NeuronCores one replica uses")] = 1,
+    dim: Annotated[
+        list[str] | None,
+        typer.Option(help="bucket values of a named input dimension, e.g. seq=64,128,512"),
+    ] = None,
+    pad: Annotated[
+        list[str] | None,
+        typer.Option(help="value padding an input's named dimensions, e.g. mask=0 (default 0)"),
+    ] = None,
 ) -> None:
-    """Trace a model into a bundle variant (torch.jit.trace for cpu, torch_neuronx for Neuron)."""
+    """Trace a model into a bundle variant (torch.jit.trace for cpu, torch_neuronx for Neuron).
+
+    Shape buckets: name a dimension in --input (ids:INT64:seq) and give its values with --dim;
+    one variant is traced per value, and the server pads each request to the smallest.
+    """
     from inf3kit.runtime.commands import compile_bundle
 
     try:
@@ -568,6 +580,8 @@ def compile_model(
             outputs=outputs or (),
             compiler_args=compiler_arg or (),
             cores_per_replica=cores_per_replica,
+            dims=dim or (),
+            pads=pad or (),
         )
     except ValueError as exc:
         _error("compile failed", exc)

@@ -24,6 +24,7 @@ import orjson
 from prometheus_client import CollectorRegistry, generate_latest
 
 from inf3kit.runtime.batcher import Batcher, DeadlineExceeded, QueueFull
+from inf3kit.runtime.buckets import ShapeBuckets
 from inf3kit.runtime.codec import (
     OCTET,
     answer_type,
@@ -35,9 +36,10 @@ from inf3kit.runtime.codec import (
 from inf3kit.runtime.datatypes import NUMPY_DTYPES, triton_type
 from inf3kit.runtime.hardware import HostHardware
 from inf3kit.runtime.loader import LoadedModel, load_model
+from inf3kit.runtime.manifest import TensorSpec
 from inf3kit.runtime.metrics import FAILURE_REASONS, Metrics
 from inf3kit.runtime.offload import OFFLOAD_BODY_BYTES, Offloader
-from inf3kit.runtime.protocol import InferRequest, RequestError, Schema
+from inf3kit.runtime.protocol import InferRequest, RequestError, Schema, request_dims
 from inf3kit.runtime.settings import Settings
 
 log = logging.getLogger("inf3kit.runtime")
@@ -147,6 +149,7 @@ class InferenceApp:
             self.settings.max_delay_ms / 1000,
             self.settings.queue_size,
             self._metrics,
+            buckets=ShapeBuckets(manifest, model.buckets) if model.buckets else None,
         )
         self._batcher.start()
         self._offloader = Offloader(manifest, batch)
@@ -333,7 +336,7 @@ class InferenceApp:
 
         def tensors(specs: Any) -> list[dict[str, Any]]:
             return [
-                {"name": s.name, "datatype": s.datatype, "shape": [-1, *s.shape]} for s in specs
+                {"name": s.name, "datatype": s.datatype, "shape": [-1, *_dims(s)]} for s in specs
             ]
 
         return {
@@ -350,7 +353,7 @@ class InferenceApp:
 
         def tensors(specs: Any) -> list[dict[str, Any]]:
             return [
-                {"name": s.name, "data_type": triton_type(s.datatype), "dims": list(s.shape)}
+                {"name": s.name, "data_type": triton_type(s.datatype), "dims": _dims(s)}
                 for s in specs
             ]
 
@@ -436,12 +439,14 @@ class InferenceApp:
 
     async def compute(self, request: InferRequest) -> list[np.ndarray]:
         """Queue a parsed request within its deadline (HTTP and gRPC share this)."""
-        assert self._batcher is not None
+        assert self._batcher is not None and self._schema is not None
         timeout = self._timeout_s
         if request.timeout_s is not None:
             timeout = min(timeout, request.timeout_s)
+        schema = self._schema
+        dims = request_dims(schema, request.arrays) if schema.manifest.dim_names else None
         try:
-            results = await self._batcher.infer(request.arrays, request.rows, timeout)
+            results = await self._batcher.infer(request.arrays, request.rows, timeout, dims)
         except QueueFull:
             raise RequestError(
                 429,
@@ -490,6 +495,11 @@ def _check_method(method: str, allowed: str, path: str) -> None:
     """Accept ``allowed``, and HEAD where GET is allowed; anything else is a 405."""
     if method != allowed and not (method == "HEAD" and allowed == "GET"):
         raise MethodNotAllowed(path, method, allowed)
+
+
+def _dims(spec: TensorSpec) -> list[int]:
+    """A tensor's shape for clients, without the batch: a bucketed axis is -1 (variable)."""
+    return [-1 if a in spec.dynamic else d for a, d in enumerate(spec.shape)]
 
 
 def _int_header(value: bytes | None, name: str) -> int | None:

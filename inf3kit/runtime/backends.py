@@ -112,10 +112,17 @@ class SimulatedBackend:
     only ever created when INF3KIT_SIMULATED_DEVICE_MS is set explicitly.
     """
 
-    def __init__(self, seconds_per_batch: float, outputs: Sequence[TensorSpec], batch: int) -> None:
+    def __init__(
+        self,
+        seconds_per_batch: float,
+        outputs: Sequence[TensorSpec],
+        batch: int,
+        dims: dict[str, int] | None = None,
+    ) -> None:
         self._seconds = seconds_per_batch
         self._outputs = [
-            np.zeros((batch, *s.shape), dtype=NUMPY_DTYPES[s.datatype]) for s in outputs
+            np.zeros((batch, *s.concrete(dims or {})), dtype=NUMPY_DTYPES[s.datatype])
+            for s in outputs
         ]
         self.label = f"SIMULATED device ({seconds_per_batch * 1000:g} ms/batch)"
 
@@ -124,10 +131,30 @@ class SimulatedBackend:
         return self._outputs
 
 
-def check_outputs(results: Sequence[np.ndarray], outputs: Sequence[TensorSpec], batch: int) -> None:
+class BucketedBackend:
+    """The replicas of one device slice for each shape bucket; a batch runs on its bucket's.
+
+    The batcher pads a batch to exactly one bucket's input shapes, which select the replica.
+    """
+
+    def __init__(self, by_shapes: dict[tuple[tuple[int, ...], ...], Backend]) -> None:
+        self._by_shapes = by_shapes
+        first = next(iter(by_shapes.values()))
+        self.label = f"{first.label} x {len(by_shapes)} shape buckets"
+
+    def run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+        return self._by_shapes[tuple(a.shape[1:] for a in inputs)].run(inputs)
+
+
+def check_outputs(
+    results: Sequence[np.ndarray],
+    outputs: Sequence[TensorSpec],
+    batch: int,
+    dims: dict[str, int] | None = None,
+) -> None:
     """Warm-up check: the model's real outputs must match the manifest exactly."""
     for got, spec in zip(results, outputs, strict=True):
-        want_shape = (batch, *spec.shape)
+        want_shape = (batch, *spec.concrete(dims or {}))
         want_dtype = NUMPY_DTYPES[spec.datatype]
         if tuple(got.shape) != want_shape or got.dtype != want_dtype:
             raise RuntimeError(

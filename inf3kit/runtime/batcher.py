@@ -19,12 +19,13 @@ import contextlib
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from inf3kit.runtime.backends import Backend
+from inf3kit.runtime.buckets import ShapeBuckets
 from inf3kit.runtime.metrics import Metrics
 
 
@@ -45,6 +46,7 @@ class Job:
     deadline: float
     future: asyncio.Future[list[np.ndarray]]
     part: bool = False  # one of several parts of a request larger than the batch
+    bucket: int = 0
     enqueued: float = field(default_factory=time.monotonic)
 
 
@@ -66,16 +68,18 @@ class Batcher:
         queue_size: int,
         metrics: Metrics,
         join_timeout_s: float = 5.0,
+        buckets: ShapeBuckets | None = None,
     ) -> None:
         self._backends = list(backends)
         self._join_timeout = join_timeout_s
-        self._input_shapes = list(input_shapes)
+        self._buckets = buckets or ShapeBuckets.static(input_shapes)
         self.batch_size = batch_size
         self._max_delay = max_delay_s
         self._queue_size = queue_size
         self._metrics = metrics
-        self._pending: deque[Job] = deque()
-        self._pending_rows = 0
+        self._queues: list[deque[Job]] = [deque() for _ in range(len(self._buckets))]
+        self._queued_rows = [0] * len(self._buckets)
+        self._queued = 0  # jobs in all queues
         self._busy = 0  # workers running a batch
         self._cond = threading.Condition()
         self._closed = False
@@ -110,32 +114,39 @@ class Batcher:
             thread.join(max(0.0, deadline - clock()))
 
     async def infer(
-        self, inputs: Sequence[np.ndarray], rows: int, timeout_s: float
+        self,
+        inputs: Sequence[np.ndarray],
+        rows: int,
+        timeout_s: float,
+        dims: Mapping[str, int] | None = None,
     ) -> list[np.ndarray]:
         """Queue one request and wait for its rows of every output.
 
         A request of more rows than the compiled batch is queued as consecutive parts (views,
-        not copies) whose outputs are joined in order. Raises :class:`QueueFull` at once when
-        the queue is full and :class:`DeadlineExceeded` when ``timeout_s`` passes first; a
-        request (or part) that expires while queued is never computed.
+        not copies) whose outputs are joined in order. ``dims`` (bucketed models) picks the
+        bucket; outputs come back cut to the request's own lengths. Raises :class:`QueueFull` at
+        once when the queue is full and :class:`DeadlineExceeded` when ``timeout_s`` passes
+        first; a request (or part) that expires while queued is never computed.
         """
         loop = asyncio.get_running_loop()
         deadline = time.monotonic() + timeout_s
+        bucket = self._buckets.choose(dims) if dims else 0
         size = self.batch_size
         jobs = [
             Job([a[start : start + size] for a in inputs], min(size, rows - start), deadline,
-                loop.create_future(), rows > size)
+                loop.create_future(), rows > size, bucket)
             for start in range(0, rows, size)
         ]  # fmt: skip
         with self._cond:
-            if len(self._pending) >= self._queue_size and not self._drop_dead():
+            if self._queued >= self._queue_size and not self._drop_dead():
                 raise QueueFull
-            first = not self._pending
-            self._pending.extend(jobs)
-            self._pending_rows += rows
+            first = not self._queues[bucket]
+            self._queues[bucket].extend(jobs)
+            self._queued += len(jobs)
+            self._queued_rows[bucket] += rows
             # Wake a worker only when it has something to decide: a first request (it may go
             # at once, or starts the delay clock), or a full batch.
-            if first or self._pending_rows >= size:
+            if first or self._queued_rows[bucket] >= size:
                 self._cond.notify(len(jobs))
         futures = [job.future for job in jobs]
         timer = loop.call_later(timeout_s, _expire, futures)
@@ -148,9 +159,10 @@ class Batcher:
                     future.cancel()  # a failed part: the rest is never computed
                 elif not future.cancelled():
                     future.exception()  # retrieved, so asyncio logs nothing for it
-        if len(parts) == 1:
-            return parts[0]
-        return [np.concatenate(outputs) for outputs in zip(*parts, strict=True)]
+        outputs = (
+            parts[0] if len(parts) == 1 else [np.concatenate(o) for o in zip(*parts, strict=True)]
+        )
+        return self._buckets.trim(outputs, dims) if dims else outputs
 
     def _drop_dead(self) -> bool:
         """Free the slots of queued requests that expired or were cancelled (lock held).
@@ -158,13 +170,21 @@ class Batcher:
         Without this a full queue would refuse new work until a worker got round to them.
         """
         now = time.monotonic()
-        live = deque(j for j in self._pending if not j.future.done() and now < j.deadline)
-        freed = len(self._pending) - len(live)
-        self._pending_rows = sum(j.rows for j in live)
-        self._pending = live
-        return freed > 0
+        before = self._queued
+        for i, queue in enumerate(self._queues):
+            live = deque(j for j in queue if not j.future.done() and now < j.deadline)
+            self._queued -= len(queue) - len(live)
+            self._queued_rows[i] = sum(j.rows for j in live)
+            self._queues[i] = live
+        return self._queued < before
 
     # --- worker threads ---------------------------------------------------------------------
+
+    def _pop(self, bucket: int) -> Job:
+        job = self._queues[bucket].popleft()
+        self._queued -= 1
+        self._queued_rows[bucket] -= job.rows
+        return job
 
     def _take(self, finished: bool) -> list[Job] | None:
         """Block until a batch is due; return its jobs in arrival order (None when closed).
@@ -177,26 +197,29 @@ class Batcher:
                 if self._closed:
                     return None
                 now = time.monotonic()
-                while self._pending and (
-                    self._pending[0].future.done() or now >= self._pending[0].deadline
-                ):
-                    self._pending_rows -= self._pending.popleft().rows
-                if not self._pending:
+                for i, queue in enumerate(self._queues):
+                    while queue and (queue[0].future.done() or now >= queue[0].deadline):
+                        self._pop(i)
+                heads = [(q[0].enqueued, i) for i, q in enumerate(self._queues) if q]
+                if not heads:
                     self._cond.wait()
                     continue
-                head = self._pending[0]
+                bucket = min(heads)[1]  # the bucket whose oldest request waited longest
+                queue = self._queues[bucket]
+                head = queue[0]
                 due = head.enqueued + self._max_delay
                 # Fill only while other devices are busy; parts of a split request never wait
                 # (their request is here in full).
-                filling = self._busy and self._pending_rows < self.batch_size and not head.part
+                filling = (
+                    self._busy and self._queued_rows[bucket] < self.batch_size and not head.part
+                )
                 if filling and now < due:
                     self._cond.wait(due - now)
                     continue
                 jobs: list[Job] = []
                 rows = 0
-                while self._pending and rows + self._pending[0].rows <= self.batch_size:
-                    job = self._pending.popleft()
-                    self._pending_rows -= job.rows
+                while queue and rows + queue[0].rows <= self.batch_size:
+                    job = self._pop(bucket)
                     if not job.future.done() and now < job.deadline:
                         jobs.append(job)
                         rows += job.rows
@@ -230,17 +253,33 @@ class Batcher:
             self._loop.call_soon_threadsafe(callback, *args)
 
     def _assemble(self, jobs: Sequence[Job], rows: int) -> list[np.ndarray]:
+        buckets, bucket = self._buckets, jobs[0].bucket
+        shapes = buckets.input_shapes[bucket]
         whole = len(jobs) == 1 and rows == self.batch_size
-        if whole and all(a.flags.writeable for a in jobs[0].inputs):
+        if whole and all(
+            a.flags.writeable and a.shape[1:] == s
+            for a, s in zip(jobs[0].inputs, shapes, strict=True)
+        ):
             return list(jobs[0].inputs)
         batch = []
-        for i, (shape, dtype) in enumerate(self._input_shapes):
-            buf = np.empty((self.batch_size, *shape), dtype=dtype)
-            offset = 0
-            for job in jobs:
-                buf[offset : offset + job.rows] = job.inputs[i]
-                offset += job.rows
-            buf[offset:] = 0
+        for i, (shape, dtype, pad) in enumerate(
+            zip(shapes, buckets.dtypes, buckets.pads, strict=True)
+        ):
+            full = (self.batch_size, *shape)
+            if not buckets.bucketed:  # static shapes: only the unused rows need zeros
+                buf = np.empty(full, dtype=dtype)
+                offset = 0
+                for job in jobs:
+                    buf[offset : offset + job.rows] = job.inputs[i]
+                    offset += job.rows
+                buf[offset:] = 0
+            else:  # bucketed: each request fills its own corner, the rest is the pad value
+                buf = np.full(full, pad, dtype=dtype)
+                offset = 0
+                for job in jobs:
+                    a = job.inputs[i]
+                    buf[(slice(offset, offset + job.rows), *map(slice, a.shape[1:]))] = a
+                    offset += job.rows
             batch.append(buf)
         return batch
 

@@ -27,9 +27,20 @@ def compile_bundle(
     outputs: Sequence[str] = (),
     compiler_args: Sequence[str] = (),
     cores_per_replica: int = 1,
+    dims: Sequence[str] = (),
+    pads: Sequence[str] = (),
 ) -> tuple[Manifest, Variant]:
-    """Trace ``factory`` (``module:function``) for ``target`` into the bundle at ``out``."""
-    from inf3kit.runtime.compile import compile_model, parse_tensor_arg
+    """Trace ``factory`` (``module:function``) for ``target`` into the bundle at ``out``.
+
+    ``dims`` (``seq=16,32,64``) give the bucket values of named input dimensions and ``pads``
+    (``mask=0``) the value that pads each such input.
+    """
+    from inf3kit.runtime.compile import (
+        compile_model,
+        parse_dim_arg,
+        parse_pad_arg,
+        parse_tensor_arg,
+    )
 
     return compile_model(
         factory,
@@ -42,6 +53,8 @@ def compile_bundle(
         output_names=outputs,
         compiler_args=compiler_args,
         cores_per_replica=cores_per_replica,
+        dims=dict(parse_dim_arg(d) for d in dims),
+        pads=dict(parse_pad_arg(p) for p in pads),
     )
 
 

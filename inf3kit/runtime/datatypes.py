@@ -87,7 +87,9 @@ class ValueProblem(ValueError):
 
 
 def from_json_data(data: object, datatype: str, *, bools_possible: bool = True) -> np.ndarray:
-    """Convert JSON tensor data (flat or nested lists) to a flat numpy array of ``datatype``.
+    """Convert JSON tensor data (flat or nested lists) to a numpy array of ``datatype``.
+
+    The array keeps the nesting's shape (callers reshape flat data to the declared shape).
 
     Strings, null, booleans in a numeric tensor (numbers in a BOOL tensor), fractions in an
     integer tensor and values outside the datatype's range raise :class:`ValueProblem` with
@@ -101,13 +103,13 @@ def from_json_data(data: object, datatype: str, *, bools_possible: bool = True) 
     if datatype == "BOOL":
         if kind != "b":
             _raise_first(data, raw, lambda v: type(v) is not bool, "is not a boolean")
-        return raw.ravel()
+        return raw
     if kind not in "iuf" or (bools_possible and _holds_bool(data, raw.ndim)):
         numbers = (int, float)
         _raise_first(data, raw, lambda v: type(v) not in numbers, "is not a number")
         # Only Python ints beyond 64 bits remain (numpy keeps them as objects): out of range.
         _raise_first(data, raw, lambda v: not _fits_int(v, datatype), _outside(datatype))
-    return check_cast(raw, datatype, data).ravel()
+    return check_cast(raw, datatype, data)
 
 
 def check_cast(raw: np.ndarray, datatype: str, data: object = None) -> np.ndarray:

@@ -114,9 +114,9 @@ def encode_response(schema: Schema, request: InferRequest, results: list[np.ndar
     )
     for out in request.outputs:
         spec = manifest.outputs[out.index]
-        response.outputs.add(
-            name=spec.name, datatype=spec.datatype, shape=[request.rows, *spec.shape]
-        )
+        # The result's own shape: a shape-bucketed output is cut to the request's length.
+        shape = list(results[out.index].shape)
+        response.outputs.add(name=spec.name, datatype=spec.datatype, shape=shape)
         response.raw_output_contents.append(np.ascontiguousarray(results[out.index]).tobytes())
     return response
 

@@ -15,6 +15,7 @@ import numpy as np
 
 from inf3kit.runtime.backends import (
     Backend,
+    BucketedBackend,
     SimulatedBackend,
     TorchScriptBackend,
     check_outputs,
@@ -38,6 +39,8 @@ class LoadedModel:
     backends: tuple[Backend, ...]
     bundle: Bundle | None = None
     """The opened bundle; if ``bundle.temporary``, the caller removes it (``bundle.remove()``)."""
+    buckets: tuple[Variant, ...] = ()
+    """For a model with shape buckets, the variant of each bucket (``variant`` is one of them)."""
 
 
 def _cpu_backends(path: Path, manifest: Manifest, settings: Settings) -> list[Backend]:
@@ -67,10 +70,15 @@ def _neuron_backends(
     ]
 
 
-def warm_up(backend: Backend, manifest: Manifest, batch: int) -> None:
+def warm_up(
+    backend: Backend, manifest: Manifest, batch: int, dims: dict[str, int] | None = None
+) -> None:
     """Run one zero batch so the first request does not pay for lazy initialisation."""
-    inputs = [np.zeros((batch, *s.shape), dtype=NUMPY_DTYPES[s.datatype]) for s in manifest.inputs]
-    check_outputs(backend.run(inputs), manifest.outputs, batch)
+    inputs = [
+        np.zeros((batch, *s.concrete(dims or {})), dtype=NUMPY_DTYPES[s.datatype])
+        for s in manifest.inputs
+    ]
+    check_outputs(backend.run(inputs), manifest.outputs, batch, dims)
 
 
 def load_model(
@@ -96,9 +104,35 @@ def _load(bundle: Bundle, settings: Settings, host: HostHardware | None) -> Load
     manifest = bundle.manifest
     host = host or probe_hardware(settings.target, settings.neuron_cores)
     variant = select_variant(manifest, host, settings.target, settings.max_batch_size)
+    # A model with shape buckets serves every bucket of the chosen target and batch size.
+    buckets = manifest.buckets(variant.target, variant.batch_size) if manifest.dim_names else ()
+    per_bucket = [_loaded(bundle, manifest, v, host, settings) for v in buckets or (variant,)]
+    if buckets:
+        shapes = [tuple(s.concrete(v.dims) for s in manifest.inputs) for v in buckets]
+        workers: list[Backend] = [
+            BucketedBackend(dict(zip(shapes, replicas, strict=True)))
+            for replicas in zip(*per_bucket, strict=True)
+        ]
+    else:
+        workers = per_bucket[0]
+    log.info(
+        "loaded %s %s: variant %s batch %d from %s on %s",
+        manifest.name,
+        manifest.version,
+        variant.target,
+        variant.batch_size,
+        ", ".join(v.file for v in buckets) or variant.file,
+        ", ".join(b.label for b in workers),
+    )
+    return LoadedModel(manifest, variant, tuple(workers), bundle, buckets)
+
+
+def _loaded(
+    bundle: Bundle, manifest: Manifest, variant: Variant, host: HostHardware, settings: Settings
+) -> list[Backend]:
     path = bundle.path_of(variant.file)
     try:
-        backends = _backends(path, manifest, variant, host, settings)
+        return _backends(path, manifest, variant, host, settings)
     except ManifestError:
         raise
     except Exception as exc:
@@ -107,16 +141,6 @@ def _load(bundle: Bundle, settings: Settings, host: HostHardware | None) -> Load
             f"{path}: variant {variant.target}/b{variant.batch_size} failed to load or warm "
             f"up ({type(exc).__name__}: {exc})"
         ) from exc
-    log.info(
-        "loaded %s %s: variant %s batch %d from %s on %s",
-        manifest.name,
-        manifest.version,
-        variant.target,
-        variant.batch_size,
-        variant.file,
-        ", ".join(b.label for b in backends),
-    )
-    return LoadedModel(manifest, variant, tuple(backends), bundle)
 
 
 def _backends(
@@ -132,7 +156,7 @@ def _backends(
         )
         seconds = settings.simulated_device_ms / 1000
         backends = [
-            SimulatedBackend(seconds, manifest.outputs, variant.batch_size)
+            SimulatedBackend(seconds, manifest.outputs, variant.batch_size, variant.dims)
             for _ in range(settings.workers)
         ]
     elif variant.is_neuron:
@@ -140,5 +164,5 @@ def _backends(
     else:
         backends = _cpu_backends(path, manifest, settings)
     for backend in backends:
-        warm_up(backend, manifest, variant.batch_size)
+        warm_up(backend, manifest, variant.batch_size, variant.dims)
     return backends

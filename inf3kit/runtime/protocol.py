@@ -74,11 +74,45 @@ def _loads(data: bytes | memoryview) -> Any:
         ) from None
 
 
+def fits(spec: TensorSpec, shape: Sequence[int]) -> bool:
+    """Whether ``shape`` (without the batch dimension) is one ``spec`` takes: static axes equal,
+    bucketed axes from 1 up to the largest bucket."""
+    return len(shape) == len(spec.shape) and all(
+        (1 <= d <= s) if a in spec.dynamic else d == s
+        for a, (d, s) in enumerate(zip(shape, spec.shape, strict=True))
+    )
+
+
+def _axes(spec: TensorSpec) -> list[str]:
+    return [
+        f"{spec.dynamic[a]}<={d}" if a in spec.dynamic else str(d) for a, d in enumerate(spec.shape)
+    ]
+
+
+def model_shape(spec: TensorSpec) -> str:
+    """The shape a client must send, batch first; a bucketed axis shows its limit."""
+    return "[" + ", ".join(["-1", *_axes(spec)]) + "]"
+
+
+def request_dims(schema: Schema, arrays: Sequence[np.ndarray]) -> dict[str, int]:
+    """The value of each bucketed dimension in a request; every input naming it must agree."""
+    dims: dict[str, int] = {}
+    for spec, array in zip(schema.manifest.inputs, arrays, strict=True):
+        for axis, name in spec.dynamic.items():
+            value = int(array.shape[axis + 1])
+            if dims.setdefault(name, value) != value:
+                raise bad(
+                    f"inputs disagree on dimension {name!r}: {dims[name]} and {value} "
+                    f"(input {spec.name!r})"
+                )
+    return dims
+
+
 def _rows(schema: Schema, name: str, shape: Sequence[int], spec: TensorSpec) -> int:
-    if len(shape) != len(spec.shape) + 1 or tuple(shape[1:]) != spec.shape:
+    if not shape or not fits(spec, shape[1:]):
         raise bad(
             f"input {name!r}: shape {list(shape)} does not match the model's "
-            f"{[-1, *spec.shape]} (batch dimension first)"
+            f"{model_shape(spec)} (batch dimension first)"
         )
     rows = shape[0]
     if rows < 1:
@@ -331,6 +365,13 @@ def _instance_rows(
             f"instances for {spec.name!r} must each be a (nested) list of {spec.datatype} "
             f"values shaped {list(spec.shape)}"
         ) from None
+    if spec.dynamic:  # bucketed: the nesting gives the length; no flat instances
+        if array.shape[:1] != (rows,) or not fits(spec, array.shape[1:]):
+            raise bad(
+                f"instances for {spec.name!r} must each be nested lists shaped "
+                f"[{', '.join(_axes(spec))}] (got {list(array.shape[1:])})"
+            )
+        return array
     if array.size != rows * math.prod(spec.shape):
         raise bad(
             f"instances for {spec.name!r} must each have shape {list(spec.shape)} "
@@ -352,7 +393,7 @@ def encode_oip(
         entry: dict[str, Any] = {
             "name": spec.name,
             "datatype": spec.datatype,
-            "shape": [request.rows, *spec.shape],
+            "shape": list(array.shape),
         }
         if out.binary:
             # A view of the array's memory: the one copy is the final join.
@@ -380,7 +421,7 @@ def encode_predictions(schema: Schema, results: Sequence[np.ndarray]) -> bytes:
         rows = results[0].shape[0]
         predictions = [
             {
-                s.name: to_json_data(r[i], s.datatype).reshape(s.shape)
+                s.name: to_json_data(r[i], s.datatype).reshape(r.shape[1:])
                 for s, r in zip(specs, results, strict=True)
             }
             for i in range(rows)

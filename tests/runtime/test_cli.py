@@ -40,3 +40,18 @@ def test_fails_when_serve_settings_are_invalid(tmp_path: Path) -> None:
     result = runner.invoke(app, ["serve", str(tmp_path), "--workers", "0"])
     assert result.exit_code == 2
     assert "--workers=0: must be >= 1" in result.output  # the flag, not INF3KIT_WORKERS
+
+
+def test_compile_shape_buckets_with_dim_and_pad(tmp_path: Path) -> None:
+    out = tmp_path / "bundle"
+    inputs = ["--input", "ids:INT64:seq", "--input", "mask:INT64:seq"]
+    buckets = ["--dim", "seq=16,8", "--pad", "ids=7", "--pad", "mask=0"]
+    args = ["compile", f"{TINY}:masked_tokens", *inputs, *buckets, "--out", str(out)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    manifest = read_manifest(out)
+    assert [v.dims for v in manifest.variants] == [{"seq": 8}, {"seq": 16}]
+    assert [(s.shape, s.pad) for s in manifest.inputs] == [((16,), 7), ((16,), 0)]
+    result = runner.invoke(app, [*args[:-2], "--dim", "seq=x", "--out", str(out)])
+    assert result.exit_code == 1
+    assert "--dim 'seq=x': expected NAME=V1,V2,... such as seq=16,32,64" in result.output

@@ -76,8 +76,15 @@ def test_fails_when_manifest_has_unknown_target_and_typo() -> None:
 
 
 def test_fails_when_format_version_is_newer() -> None:
-    with pytest.raises(ManifestError, match="this inf3kit understands format_version 1, got 2"):
-        manifest(format_version=2)
+    with pytest.raises(ManifestError, match="understands format_version 1 and 2, got 3"):
+        manifest(format_version=3)
+
+
+def test_fails_when_a_named_dimension_is_in_a_format_1_manifest() -> None:
+    spec = {"name": "x", "datatype": "FP32", "shape": [16], "dynamic": {"0": "seq"}}
+    data = manifest_dict(inputs=[spec])
+    with pytest.raises(ManifestError, match=r"named dimensions \['seq'\] need format_version 2"):
+        parse_manifest(json.dumps(data))
 
 
 def test_fails_when_shape_is_dynamic_or_path_escapes() -> None:

@@ -27,6 +27,16 @@ class IntSum(nn.Module):
         return a + b.to(torch.int32)
 
 
+class MaskedTokens(nn.Module):
+    """INT64 ``ids`` and ``mask`` [batch, seq] in; out: ``tokens`` = ids * mask (follows seq) and
+    ``stats`` = [count of ids == 7, count of mask == 0] per row, which reveal the padding (the
+    test pads ids with 7 and mask with 0) and so the bucket a request was padded to."""
+
+    def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        stats = torch.stack([(ids == 7).sum(dim=1), (mask == 0).sum(dim=1)], dim=1)
+        return ids * mask, stats
+
+
 def echo() -> nn.Module:
     return Echo()
 
@@ -37,6 +47,10 @@ def two_in_two_out() -> nn.Module:
 
 def int_sum() -> nn.Module:
     return IntSum()
+
+
+def masked_tokens() -> nn.Module:
+    return MaskedTokens()
 
 
 def not_a_module() -> str:
