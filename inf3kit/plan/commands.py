@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from inf3kit.catalog import CATALOG_ENV, Catalog, load_catalog
+from inf3kit.catalog import CATALOG_ENV, Catalog, CatalogError, load_catalog
 from inf3kit.plan.for_spec import plan_for_spec
 from inf3kit.plan.planner import Plan, Row
 from inf3kit.plan.profile import profile_path, write_profile
@@ -169,7 +169,7 @@ def refresh_catalog_prices(
 
     target = out or (Path(os.environ[CATALOG_ENV]) if os.environ.get(CATALOG_ENV) else None)
     if target is None:
-        raise OSError(
+        raise CatalogError(
             f"no override file to update. Fix: pass --out FILE (then use it with "
             f"{CATALOG_ENV}=FILE or the spec key `catalog:`), or set {CATALOG_ENV}"
         )

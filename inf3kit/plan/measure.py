@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from inf3kit.plan.profile import DevicePoint, LoadPoint, Profile
+from inf3kit.plan.profile import DevicePoint, LoadPoint, Profile, ProfileError
 from inf3kit.runtime.backends import Backend
 from inf3kit.runtime.bundle import open_bundle, verify_bundle
 from inf3kit.runtime.datatypes import NUMPY_DTYPES
@@ -62,7 +62,7 @@ def _percentile_ms(seconds: Sequence[float], q: float) -> float:
 
 def _point(batch: int, concurrency: int, latencies: list[float], elapsed: float) -> LoadPoint:
     if not latencies:
-        raise ManifestError(
+        raise ProfileError(
             f"no request completed at concurrency {concurrency} within {elapsed:.3f} s. "
             "Fix: measure for longer (--seconds)"
         )
@@ -220,7 +220,7 @@ class _HttpClient:
         response = self._conn.getresponse()
         payload = response.read()
         if response.status != 200:
-            raise ManifestError(
+            raise ProfileError(
                 f"{method} {self._prefix + path} answered {response.status}: {payload[:200]!r}. "
                 "Fix: check the URL and that the server serves this bundle"
             )

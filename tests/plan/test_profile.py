@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -78,10 +79,16 @@ def test_fails_when_the_bundle_has_no_variant_for_this_host(echo_bundle: Path) -
 
 
 def test_http_profile_measures_a_running_server(echo_bundle: Path, tmp_path: Path) -> None:
+    other = tmp_path / "other"
+    shutil.copytree(echo_bundle, other)
+    manifest = other / "inf3kit-manifest.json"
+    manifest.write_text(manifest.read_text().replace('"name": "echo"', '"name": "other"'))
     with running_server(echo_bundle, tmp_path / "server.log") as server:
         profile = profile_http(
             echo_bundle, server.url, target="inf2", concurrencies=[2], seconds=0.2
         )
+        with pytest.raises(ProfileError, match=r"GET /v2/models/other/config answered 404"):
+            profile_http(other, server.url, target="inf2", concurrencies=[1], seconds=0.1)
     assert profile.target == "inf2" and profile.how == f"http {server.url}"
     assert profile.points[0].batch_size == 4  # the server's max_batch_size from /config
     assert profile.points[0].requests >= 1
