@@ -30,6 +30,7 @@ from inf3kit.constructs.runtime_install import (
     default_runtime_requirements,
 )
 from inf3kit.constructs.validation import raise_if_problems
+from inf3kit.rules import IMAGE_BUILD_SCHEDULE, cron_problems
 
 DEFAULT_NEURON_SDK = "2.27.1"
 """The Neuron release baked by default: the first that the matrix accepts for every family."""
@@ -45,11 +46,10 @@ NEURON_RELEASES: Mapping[str, Mapping[str, str]] = {
 }
 """Driver, runtime and tools package versions of each Neuron release inf3kit knows."""
 
-DEFAULT_SCHEDULE = "cron(0 4 ? * mon *)"
+DEFAULT_SCHEDULE = IMAGE_BUILD_SCHEDULE
 """Weekly, Monday 04:00 UTC: picks up the latest DLAMI (OS and security fixes) every week."""
 
 NEURON_LS = "/opt/aws/neuron/bin/neuron-ls"
-_CRON = re.compile(r"^cron\((\S+ ){5}\S+\)$")
 _SEMVER = re.compile(r"^\d+\.\d+\.\d+$")
 _PARENT = re.compile(r"^(ami-[0-9a-f]{8,17}|ssm:\S+|arn:aws[a-z-]*:imagebuilder:\S+)$")
 _PARAMETER = re.compile(r"^/[a-zA-Z0-9_.\-/]+$")
@@ -720,12 +720,8 @@ def _validate(
             "runtime_wheel_bucket and runtime_wheel_key go together. Fix: give both, or neither "
             "to install the runtime from PyPI"
         )
-    if schedule is not None and not Token.is_unresolved(schedule) and not _CRON.match(schedule):
-        problems.append(
-            f"schedule {schedule!r} is not an Image Builder cron expression. "
-            f"Fix: e.g. {DEFAULT_SCHEDULE!r} (minutes hours day month weekday year), or None "
-            "to build only when started"
-        )
+    if schedule is not None and not Token.is_unresolved(schedule):
+        problems += [f"schedule: {p}" for p in cron_problems(schedule, DEFAULT_SCHEDULE)]
     if not 60 <= test_timeout_minutes <= 1440:
         problems.append(
             f"test_timeout_minutes {test_timeout_minutes} must be 60..1440 (Image Builder's "

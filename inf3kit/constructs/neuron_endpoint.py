@@ -42,7 +42,15 @@ from inf3kit.constructs.hardware_checks import check_instance_type, warn_if_prov
 from inf3kit.constructs.nag import acknowledge, skip_checkov, waive_cfn_lint
 from inf3kit.constructs.runtime_settings import RuntimeSettings
 from inf3kit.constructs.validation import raise_if_problems
-from inf3kit.rules import RolloutStrategy, default_rollout_strategy, rollout_capacity_problems
+from inf3kit.rules import (
+    RolloutStrategy,
+    capacity_problems,
+    default_rollout_strategy,
+    rollout_capacity_problems,
+    rollout_share_problems,
+    scaling_schedule_problems,
+    time_zone_problems,
+)
 
 VARIANT_NAME = "AllTraffic"
 """The one production variant. Deployment guardrails and autoscaling address the variant by
@@ -873,18 +881,9 @@ def _validate(
             f"min_instances: got {min_instances}, must be >= 1 (a real-time endpoint always runs "
             "an instance). Fix: use 1 or more; delete the stack to stop paying"
         )
-    if not counts_known:
-        pass
-    elif max_instances < min_instances:
-        problems.append(
-            f"max_instances: got {max_instances}, less than min_instances ({min_instances}). "
-            f"Fix: set max_instances >= {min_instances}"
-        )
-    elif not min_instances <= initial <= max_instances:
-        problems.append(
-            f"initial_instances: got {initial}, outside {min_instances}..{max_instances}. "
-            "Fix: choose a count within min_instances..max_instances, or leave it unset"
-        )
+    if counts_known:
+        names = ("min_instances", "max_instances", "initial_instances")
+        problems += capacity_problems(min_instances, max_instances, initial, names=names)
     if not Token.is_unresolved(invocations_per_instance) and invocations_per_instance < 1:
         problems.append(
             f"invocations_per_instance: got {invocations_per_instance}, must be >= 1. "
@@ -900,12 +899,15 @@ def _validate(
     if schedule is not None:
         for name in ("scale_down", "scale_up"):
             expr = getattr(schedule, name)
-            if not expr.startswith(("cron(", "rate(", "at(")) or not expr.endswith(")"):
-                problems.append(
-                    f"scale_down_schedule.{name}: got {expr!r}, not a schedule expression. "
-                    "Fix: write cron(MIN HOUR DAY MONTH WEEKDAY YEAR), e.g. "
-                    "'cron(0 20 ? * MON-FRI *)'"
-                )
+            if not Token.is_unresolved(expr):
+                problems += [
+                    f"scale_down_schedule.{name}: {p}" for p in scaling_schedule_problems(expr)
+                ]
+        if schedule.time_zone is not None and not Token.is_unresolved(schedule.time_zone):
+            problems += [
+                f"scale_down_schedule.time_zone: {p}"
+                for p in time_zone_problems(schedule.time_zone)
+            ]
         n = schedule.instances_during_scale_down
         if not 1 <= n <= max_instances:
             problems.append(
@@ -913,19 +915,7 @@ def _validate(
                 f"1..{max_instances} (max_instances). Fix: use a count in that range"
             )
 
-    limits = {
-        "canary": ("canary_percent", 1, 50),
-        "linear": ("linear_step_percent", 10, 50),
-        "rolling": ("rolling_batch_percent", 5, 50),
-    }
-    if rollout.strategy in limits:
-        attr, low, high = limits[rollout.strategy]
-        value = getattr(rollout, attr)
-        if not low <= value <= high:
-            problems.append(
-                f"rollout.{attr}: got {value}, SageMaker allows {low}..{high} percent of capacity. "
-                f"Fix: use a value in {low}..{high}"
-            )
+    problems += rollout_share_problems(rollout.strategy, rollout)
     bake = rollout.bake_time.to_seconds()
     if bake > 3600:
         problems.append(

@@ -33,7 +33,12 @@ from inf3kit.constructs.runtime_install import (
 )
 from inf3kit.constructs.runtime_settings import RUNTIME_VARIABLES, RuntimeSettings
 from inf3kit.constructs.validation import raise_if_problems
-from inf3kit.rules import warm_pool_problems
+from inf3kit.rules import (
+    capacity_problems,
+    duplicate_problems,
+    public_listener_problems,
+    warm_pool_problems,
+)
 
 NEURON_METRIC_NAMESPACE = "Inf3kit/Neuron"
 """CloudWatch namespace of the NeuronCore utilisation metric the fleet scales on."""
@@ -793,27 +798,18 @@ def _validate(
             refusal = compatibility.fleet_problem(name)
             found = [refusal] if refusal else []
         problems += [f"instance_types: {p}" for p in found]
-    duplicates = sorted({t for t in instance_types if list(instance_types).count(t) > 1})
-    if duplicates:
-        problems.append(
-            f"instance_types lists {', '.join(map(repr, duplicates))} more than once. "
-            "Fix: list each type once, in order of preference"
-        )
+    problems += [f"instance_types: {p}" for p in duplicate_problems(instance_types)]
     if min_capacity < 0 or max_capacity < 1:
         problems.append(
             f"min_capacity ({min_capacity}) must be >= 0 and max_capacity ({max_capacity}) >= 1. "
             "Fix: use non-negative sizes with max_capacity of at least 1"
         )
-    if min_capacity > max_capacity:
-        problems.append(
-            f"min_capacity ({min_capacity}) is greater than max_capacity ({max_capacity}). "
-            f"Fix: set min_capacity <= max_capacity, e.g. max_capacity={min_capacity}"
-        )
-    if desired_capacity is not None and not min_capacity <= desired_capacity <= max_capacity:
-        problems.append(
-            f"desired_capacity ({desired_capacity}) is outside min..max "
-            f"({min_capacity}..{max_capacity}). Fix: choose a value in the range, or leave it unset"
-        )
+    problems += capacity_problems(
+        min_capacity,
+        max_capacity,
+        desired_capacity,
+        names=("min_capacity", "max_capacity", "desired_capacity"),
+    )
     if not 1024 <= port <= 65535:
         problems.append(
             f"port {port} is not allowed; the runtime runs unprivileged on 1024..65535. "
@@ -848,11 +844,7 @@ def _validate(
             f"startup_timeout {startup_timeout.to_seconds():g} s must be 1..60 minutes (a rolling "
             "update pauses at most one hour per batch). Fix: e.g. Duration.minutes(20)"
         )
-    if public and certificate is None:
-        problems.append(
-            "public=True without a certificate would serve plain HTTP to the internet. "
-            "Fix: pass certificate=, or keep public=False (an internal load balancer)"
-        )
+    problems += [f"public: {p}" for p in public_listener_problems(public, certificate is not None)]
     wheel_bucket, wheel_key = runtime_wheel
     if (wheel_bucket is None) != (wheel_key is None):
         problems.append(

@@ -28,6 +28,7 @@ from constructs import Construct, IConstruct
 from inf3kit.constructs.neuron_endpoint import NeuronEndpoint
 from inf3kit.constructs.neuron_fleet import NeuronFleet
 from inf3kit.constructs.validation import raise_if_problems
+from inf3kit.rules import email_problems, percent_problems
 
 # Defaults, in one place, as docs/monitoring.md describes them.
 DEFAULT_LATENCY_P99_THRESHOLD = Duration.seconds(1)
@@ -46,7 +47,6 @@ NO_HEALTHY_HOSTS_MINUTES = 2
 SAGEMAKER_INSTANCE_NAMESPACE = "/aws/sagemaker/Endpoints"
 """Where SageMaker publishes the variant's CPU, memory and disk utilisation."""
 
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$")
 _DASHBOARD_NAME = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
 
 _INVOCATIONS_TARGET = "SageMakerVariantInvocationsPerInstance"
@@ -511,21 +511,14 @@ def _validate(
             "key: only encrypts a topic this construct creates, but alarm_topic was given. "
             "Fix: drop key, or drop alarm_topic"
         )
-    if alarm_email is not None and not _EMAIL.match(alarm_email):
-        problems.append(
-            f"alarm_email: got {alarm_email!r}, not an email address. "
-            "Fix: use an address such as 'oncall@example.com'"
-        )
+    if alarm_email is not None:
+        problems += [f"alarm_email: {p}" for p in email_problems(alarm_email)]
     if not Token.is_unresolved(latency) and latency.to_milliseconds() <= 0:
         problems.append(
             f"latency_p99_threshold: got {latency.to_human_string()}, must be positive. "
             "Fix: use the p99 your clients tolerate, e.g. Duration.millis(500)"
         )
-    if not 0 < error_rate_percent <= 100:
-        problems.append(
-            f"error_rate_percent: got {error_rate_percent:g}, must be above 0 and at most 100. "
-            "Fix: use a percentage of requests such as 1"
-        )
+    problems += [f"error_rate_percent: {p}" for p in percent_problems(error_rate_percent)]
     millis = grace.to_milliseconds()
     if not (millis % 60_000 == 0 and 60_000 <= millis <= 86_400_000):
         problems.append(

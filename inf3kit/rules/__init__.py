@@ -5,18 +5,42 @@ Each check returns problem strings in the one format (what is wrong, the value, 
 and the command line use these rules without loading the CDK.
 """
 
-from inf3kit.rules.fleet import warm_pool_problems
+from inf3kit.rules.fleet import duplicate_problems, public_listener_problems, warm_pool_problems
 from inf3kit.rules.rollout import (
+    SHARE_LIMITS,
     TRAFFIC_SHIFTING,
     RolloutStrategy,
     default_rollout_strategy,
     rollout_capacity_problems,
+    rollout_share_problems,
+)
+from inf3kit.rules.schedules import (
+    IMAGE_BUILD_SCHEDULE,
+    cron_problems,
+    scaling_schedule_problems,
+    time_zone_problems,
+)
+from inf3kit.rules.values import (
+    capacity_problems,
+    email_problems,
+    percent_problems,
 )
 
 __all__ = [
+    "IMAGE_BUILD_SCHEDULE",
+    "SHARE_LIMITS",
     "TRAFFIC_SHIFTING",
     "RolloutStrategy",
+    "capacity_problems",
+    "cron_problems",
     "default_rollout_strategy",
+    "duplicate_problems",
+    "email_problems",
+    "percent_problems",
+    "public_listener_problems",
     "rollout_capacity_problems",
+    "rollout_share_problems",
+    "scaling_schedule_problems",
+    "time_zone_problems",
     "warm_pool_problems",
 ]

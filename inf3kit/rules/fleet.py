@@ -31,3 +31,23 @@ def warm_pool_problems(instance_types: Sequence[str], spot_percent: int, state: 
             "'stopped' (pay for volumes only) or 'running'"
         )
     return problems
+
+
+def duplicate_problems(instance_types: Sequence[str]) -> list[str]:
+    """Each type once: the order is the capacity fallback order."""
+    duplicates = sorted({t for t in instance_types if list(instance_types).count(t) > 1})
+    if not duplicates:
+        return []
+    return [
+        f"instance types {', '.join(map(repr, duplicates))} listed more than once. "
+        "Fix: list each type once, in order of preference"
+    ]
+
+
+def public_listener_problems(public: bool, has_certificate: bool) -> list[str]:
+    if not public or has_certificate:
+        return []
+    return [
+        "a public load balancer without a certificate would serve plain HTTP to the internet. "
+        "Fix: give a certificate (an ACM certificate ARN), or keep the load balancer internal"
+    ]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, Protocol
 
 RolloutStrategy = Literal["all_at_once", "canary", "linear", "rolling"]
 
@@ -18,7 +18,9 @@ def default_rollout_strategy(min_instances: int) -> RolloutStrategy:
     return "canary" if min_instances >= 2 else "all_at_once"
 
 
-def rollout_capacity_problems(strategy: str, min_instances: int) -> list[str]:
+def rollout_capacity_problems(
+    strategy: str, min_instances: int, *, min_name: str = "min_instances"
+) -> list[str]:
     """Canary, linear and rolling shift a percentage of the instances, so they need two.
 
     SageMaker: a canary is at most 50% of the variant's instance count and a linear step 10-50%
@@ -28,8 +30,42 @@ def rollout_capacity_problems(strategy: str, min_instances: int) -> list[str]:
     if strategy not in TRAFFIC_SHIFTING or min_instances >= 2:
         return []
     return [
-        f"rollout: {strategy} shifts a share of at most 50% of the instances, but min_instances "
-        f"is {min_instances}, so the smallest share is the whole fleet. Fix: set min_instances "
+        f"rollout: {strategy} shifts a share of at most 50% of the instances, but {min_name} "
+        f"is {min_instances}, so the smallest share is the whole fleet. Fix: set {min_name} "
         "to 2 or more, or use strategy all_at_once (still blue/green, baked and rolled back on "
         "alarms)"
+    ]
+
+
+SHARE_LIMITS: dict[str, tuple[str, int, int]] = {
+    "canary": ("canary_percent", 1, 50),
+    "linear": ("linear_step_percent", 10, 50),
+    "rolling": ("rolling_batch_percent", 5, 50),
+}
+"""Per strategy: the share field and the percent of capacity SageMaker allows (API reference:
+TrafficRoutingConfig CanarySize and LinearStepSize, RollingUpdatePolicy MaximumBatchSize)."""
+
+
+class RolloutShares(Protocol):
+    """The share settings, as the spec's `rollout:` and EndpointRollout both hold them."""
+
+    @property
+    def canary_percent(self) -> int: ...
+    @property
+    def linear_step_percent(self) -> int: ...
+    @property
+    def rolling_batch_percent(self) -> int: ...
+
+
+def rollout_share_problems(strategy: str, shares: RolloutShares) -> list[str]:
+    """The share of the chosen strategy within SageMaker's limits; other shares are unused."""
+    if strategy not in SHARE_LIMITS:
+        return []
+    field, low, high = SHARE_LIMITS[strategy]
+    value = getattr(shares, field)
+    if low <= value <= high:
+        return []
+    return [
+        f"rollout.{field}: got {value}, SageMaker allows {low}..{high} percent of capacity. "
+        f"Fix: use a value in {low}..{high}"
     ]

@@ -24,6 +24,12 @@ def catalog_from(info: ValidationInfo) -> Catalog:
     return catalog if isinstance(catalog, Catalog) else load_catalog()
 
 
+def raise_problems(problems: list[str]) -> None:
+    """A validator's problems, in the rules' words; pydantic keeps one message per validator."""
+    if problems:
+        raise ValueError("; ".join(problems))
+
+
 def compatibility_from(info: ValidationInfo) -> Compatibility:
     """The matrix the loader passed in (user overrides applied), else the shipped one."""
     context = info.context or {}

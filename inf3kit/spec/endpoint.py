@@ -4,8 +4,16 @@ from __future__ import annotations
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from inf3kit.rules import RolloutStrategy, default_rollout_strategy, rollout_capacity_problems
-from inf3kit.spec.base import StrictModel, check_neuron_type, compatibility_from
+from inf3kit.rules import (
+    RolloutStrategy,
+    capacity_problems,
+    default_rollout_strategy,
+    rollout_capacity_problems,
+    rollout_share_problems,
+    scaling_schedule_problems,
+    time_zone_problems,
+)
+from inf3kit.spec.base import StrictModel, check_neuron_type, compatibility_from, raise_problems
 
 
 class EndpointInstances(StrictModel):
@@ -15,16 +23,9 @@ class EndpointInstances(StrictModel):
 
     @model_validator(mode="after")
     def _ordered(self) -> EndpointInstances:
-        if self.min > self.max:
-            raise ValueError(
-                f"min ({self.min}) is greater than max ({self.max}). "
-                f"Fix: set min <= max, e.g. min: {self.max} or max: {self.min}"
-            )
-        if self.initial is not None and not self.min <= self.initial <= self.max:
-            raise ValueError(
-                f"initial ({self.initial}) is outside min..max ({self.min}..{self.max}). "
-                "Fix: choose an initial count within the range, or drop it to start at min"
-            )
+        raise_problems(
+            capacity_problems(self.min, self.max, self.initial, names=("min", "max", "initial"))
+        )
         return self
 
 
@@ -35,6 +36,18 @@ class ScaleDownSchedule(StrictModel):
     scale_up_cron: str = Field(description="e.g. 'cron(0 6 ? * MON-FRI *)'")
     min_during_scale_down: int = Field(1, ge=1, le=100)
     timezone: str = "UTC"
+
+    @field_validator("scale_down_cron", "scale_up_cron")
+    @classmethod
+    def _expression(cls, value: str) -> str:
+        raise_problems(scaling_schedule_problems(value))
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        raise_problems(time_zone_problems(value))
+        return value
 
 
 class EndpointScaling(StrictModel):
@@ -49,9 +62,9 @@ class Rollout(StrictModel):
 
     strategy: RolloutStrategy | None = None
     """None: canary with two or more instances, else all at once (see `rollout_strategy`)."""
-    canary_percent: int = Field(10, ge=1, le=50)
-    linear_step_percent: int = Field(20, ge=10, le=50)
-    rolling_batch_percent: int = Field(25, ge=5, le=50)
+    canary_percent: int = 10
+    linear_step_percent: int = 20
+    rolling_batch_percent: int = 25
     bake_minutes: int = Field(10, ge=0, le=60)
     latency_alarm_ms: int | None = Field(None, ge=1, le=600_000)
     """p99 ModelLatency that rolls a deployment back. None: the construct's 1 s. Keep it below
@@ -87,14 +100,13 @@ class EndpointSpec(StrictModel):
 
     @model_validator(mode="after")
     def _rollout_fits(self, info: ValidationInfo) -> EndpointSpec:
-        problems = [
-            p.replace("min_instances", "instances.min")
-            for p in rollout_capacity_problems(self.rollout_strategy, self.instances.min)
-        ]
+        problems = rollout_share_problems(self.rollout_strategy, self.rollout)
+        problems += rollout_capacity_problems(
+            self.rollout_strategy, self.instances.min, min_name="instances.min"
+        )
         refusal = compatibility_from(info).guardrails_problem(
             self.instance_type, self.rollout_strategy
         )
         problems += [f"rollout: {refusal}"] if refusal else []
-        if problems:
-            raise ValueError("; ".join(problems))
+        raise_problems(problems)
         return self

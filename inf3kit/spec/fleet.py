@@ -6,8 +6,15 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, ValidationInfo, field_validator, model_validator
 
-from inf3kit.rules import warm_pool_problems
-from inf3kit.spec.base import StrictModel, check_neuron_type, compatibility_from
+from inf3kit.rules import (
+    IMAGE_BUILD_SCHEDULE,
+    capacity_problems,
+    cron_problems,
+    duplicate_problems,
+    public_listener_problems,
+    warm_pool_problems,
+)
+from inf3kit.spec.base import StrictModel, check_neuron_type, compatibility_from, raise_problems
 
 
 class FleetCapacity(StrictModel):
@@ -17,16 +24,7 @@ class FleetCapacity(StrictModel):
 
     @model_validator(mode="after")
     def _ordered(self) -> FleetCapacity:
-        if self.min > self.max:
-            raise ValueError(
-                f"min ({self.min}) is greater than max ({self.max}). "
-                f"Fix: set min <= max, e.g. min: {self.max} or max: {self.min}"
-            )
-        if self.desired is not None and not self.min <= self.desired <= self.max:
-            raise ValueError(
-                f"desired ({self.desired}) is outside min..max ({self.min}..{self.max}). "
-                "Fix: choose a desired count within the range, or drop it"
-            )
+        raise_problems(capacity_problems(self.min, self.max, self.desired))
         return self
 
 
@@ -40,8 +38,15 @@ class AmiSource(StrictModel):
     id: str | None = Field(None, pattern=r"^ami-[0-9a-f]{8,17}$")
     neuron_sdk: str | None = Field(None, pattern=r"^\d+\.\d+\.\d+$")
     """pipeline only: the Neuron release to pin; None uses the pipeline's default."""
-    schedule: str | None = Field(None, pattern=r"^(cron\(.+\)|manual)$")
+    schedule: str | None = None
     """pipeline only: an Image Builder cron expression or `manual`; None is weekly."""
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron_or_manual(cls, value: str | None) -> str | None:
+        if value is not None and value != "manual":
+            raise_problems(cron_problems(value, IMAGE_BUILD_SCHEDULE))
+        return value
 
     @model_validator(mode="after")
     def _id_matches_source(self) -> AmiSource:
@@ -76,11 +81,7 @@ class LoadBalancer(StrictModel):
 
     @model_validator(mode="after")
     def _public_needs_tls(self) -> LoadBalancer:
-        if self.public and self.certificate_arn is None:
-            raise ValueError(
-                "public: true without certificate_arn would serve plain HTTP to the internet. "
-                "Fix: add `certificate_arn: arn:aws:acm:...`, or set `public: false`"
-            )
+        raise_problems(public_listener_problems(self.public, self.certificate_arn is not None))
         return self
 
 
@@ -109,19 +110,14 @@ class FleetSpec(StrictModel):
     @field_validator("instance_types")
     @classmethod
     def _each_once(cls, value: list[str]) -> list[str]:
-        duplicates = sorted({t for t in value if value.count(t) > 1})
-        if duplicates:
-            raise ValueError(
-                f"{', '.join(map(repr, duplicates))} listed more than once. "
-                "Fix: list each type once, in order of preference"
-            )
+        raise_problems(duplicate_problems(value))
         return value
 
     @model_validator(mode="after")
     def _warm_pool_allowed(self) -> FleetSpec:
         if self.warm_pool is None:
             return self
-        problems = warm_pool_problems(self.instance_types, self.spot_percent, self.warm_pool.state)
-        if problems:
-            raise ValueError("; ".join(problems))
+        raise_problems(
+            warm_pool_problems(self.instance_types, self.spot_percent, self.warm_pool.state)
+        )
         return self

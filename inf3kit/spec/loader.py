@@ -13,6 +13,7 @@ from pydantic_core import ErrorDetails
 from inf3kit.catalog import Catalog, CatalogError, Compatibility, load_catalog, load_compatibility
 from inf3kit.spec.errors import Problem, SpecError
 from inf3kit.spec.models import Spec
+from inf3kit.spec.yaml_source import decode, structure_problems
 
 _BOUNDS = {
     "greater_than_equal": ("ge", ">="),
@@ -35,9 +36,12 @@ def load_spec(path: str | Path) -> LoadedSpec:
     """Read and validate a spec file, raising SpecError with every problem found."""
     path = Path(path)
     try:
-        text = path.read_text()
+        raw = path.read_bytes()
     except OSError as exc:
         raise SpecError(str(path), [Problem("", f"cannot read the file: {exc.strerror}")]) from None
+    text, problems = decode(raw)
+    if text is None:
+        raise SpecError(str(path), problems)
     return parse_spec(text, source=str(path), base_dir=path.parent)
 
 
@@ -45,7 +49,15 @@ def parse_spec(text: str, *, source: str = "<string>", base_dir: Path | None = N
     base_dir = base_dir or Path.cwd()
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
+        structure = structure_problems(root)
+        if structure:
+            raise SpecError(source, structure)
         data = yaml.safe_load(text)
+    except RecursionError:
+        raise SpecError(
+            source,
+            [Problem("", "nested too deeply to read. Fix: flatten the structure")],
+        ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark else None

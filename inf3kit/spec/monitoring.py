@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import re
-
 from pydantic import Field, field_validator
 
-from inf3kit.spec.base import StrictModel
-
-# A pragmatic address check (pydantic's EmailStr would pull in email-validator); SNS sends a
-# confirmation mail, which is the real test.
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$")
+from inf3kit.rules import email_problems, percent_problems
+from inf3kit.spec.base import StrictModel, raise_problems
 
 
 class MonitoringSpec(StrictModel):
@@ -30,19 +25,12 @@ class MonitoringSpec(StrictModel):
     @field_validator("alarm_email")
     @classmethod
     def _email(cls, value: str | None) -> str | None:
-        if value is not None and not _EMAIL.match(value):
-            raise ValueError(
-                f"got {value!r}, not an email address. "
-                "Fix: use an address such as oncall@example.com, or remove alarm_email"
-            )
+        if value is not None:
+            raise_problems(email_problems(value))
         return value
 
     @field_validator("error_rate_percent")
     @classmethod
     def _percent(cls, value: float) -> float:
-        if not 0 < value <= 100:
-            raise ValueError(
-                f"got {value:g}, must be above 0 and at most 100. "
-                "Fix: use a percentage of requests such as 1"
-            )
+        raise_problems(percent_problems(value))
         return value

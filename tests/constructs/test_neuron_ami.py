@@ -438,9 +438,8 @@ def test_fails_when_every_prop_is_wrong_at_once() -> None:
         "'ssm:/aws/service/neuron/dlami/base/ubuntu-24.04/latest/image_id'",
         "parameter_name '/aws/mine' must be an SSM parameter path of letters, digits and _.-/ "
         "starting with '/' (not /aws or /ssm). Fix: e.g. '/inf3kit/ami/ranker'",
-        "schedule 'weekly' is not an Image Builder cron expression. Fix: e.g. "
-        "'cron(0 4 ? * mon *)' (minutes hours day month weekday year), or None to build only "
-        "when started",
+        "schedule: got 'weekly', not a cron expression. Fix: write cron(MIN HOUR DAY MONTH "
+        "WEEKDAY YEAR), e.g. 'cron(0 4 ? * mon *)'",
         "test_timeout_minutes 5 must be 60..1440 (Image Builder's limits). Fix: e.g. 60",
     ]
 

@@ -932,14 +932,15 @@ def test_fails_when_min_instances_is_zero() -> None:
 
 def test_fails_when_max_is_below_min() -> None:
     assert problems(min_instances=3, max_instances=2) == [
-        "max_instances: got 2, less than min_instances (3). Fix: set max_instances >= 3"
+        "min_instances (3) is greater than max_instances (2). Fix: set min_instances <= "
+        "max_instances, e.g. min_instances 2 or max_instances 3"
     ]
 
 
 def test_fails_when_initial_is_outside_min_max() -> None:
     assert problems(initial_instances=5) == [
-        "initial_instances: got 5, outside 1..2. Fix: choose a count within "
-        "min_instances..max_instances, or leave it unset"
+        "initial_instances (5) is outside min_instances..max_instances (1..2). Fix: choose a "
+        "count within the range, or leave initial_instances unset"
     ]
 
 
@@ -967,8 +968,21 @@ def test_fails_when_a_runtime_setting_is_zero() -> None:
 def test_fails_when_schedule_is_not_an_expression() -> None:
     schedule = ScaleDownSchedule(scale_down="0 20 * * *", scale_up="cron(0 6 ? * MON-FRI *)")
     assert problems(scale_down_schedule=schedule) == [
-        "scale_down_schedule.scale_down: got '0 20 * * *', not a schedule expression. Fix: write "
+        "scale_down_schedule.scale_down: got '0 20 * * *', not a cron expression. Fix: write "
         "cron(MIN HOUR DAY MONTH WEEKDAY YEAR), e.g. 'cron(0 20 ? * MON-FRI *)'"
+    ]
+
+
+def test_fails_when_the_schedule_time_zone_is_not_iana() -> None:
+    """Application Auto Scaling refuses it at deploy time; synthesis used to accept it."""
+    schedule = ScaleDownSchedule(
+        scale_down="cron(0 20 ? * MON-FRI *)",
+        scale_up="cron(0 6 ? * MON-FRI *)",
+        time_zone="Berlin",
+    )
+    assert problems(scale_down_schedule=schedule) == [
+        "scale_down_schedule.time_zone: got 'Berlin', not an IANA time zone. Fix: use a name "
+        "such as 'Europe/Berlin' or 'America/New_York', or UTC"
     ]
 
 
@@ -1100,8 +1114,8 @@ def test_reports_every_problem_at_once() -> None:
         startup_timeout=Duration.seconds(1),
         endpoint_name="bad_name",
     )
-    assert [p.split(":")[0] for p in found] == [
-        "max_instances",
+    assert [p.split(":")[0].split(" ")[0] for p in found] == [
+        "min_instances",
         "invocations_per_instance",
         "startup_timeout",
         "endpoint_name",

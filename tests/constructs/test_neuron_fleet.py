@@ -771,7 +771,7 @@ def test_fails_when_min_is_greater_than_max() -> None:
     assert _fails(min_capacity=5, max_capacity=2) == (
         "NeuronFleet Fleet: 1 problem\n"
         "  - min_capacity (5) is greater than max_capacity (2). "
-        "Fix: set min_capacity <= max_capacity, e.g. max_capacity=5"
+        "Fix: set min_capacity <= max_capacity, e.g. min_capacity 2 or max_capacity 5"
     )
 
 
@@ -817,8 +817,9 @@ def test_fails_when_the_fleet_family_is_inf1() -> None:
 def test_fails_when_public_without_certificate() -> None:
     assert _fails(public=True) == (
         "NeuronFleet Fleet: 1 problem\n"
-        "  - public=True without a certificate would serve plain HTTP to the "
-        "internet. Fix: pass certificate=, or keep public=False (an internal load balancer)"
+        "  - public: a public load balancer without a certificate would serve plain HTTP to the "
+        "internet. Fix: give a certificate (an ACM certificate ARN), or keep the load balancer "
+        "internal"
     )
 
 
@@ -831,8 +832,8 @@ def test_fails_when_types_are_unknown_gpu_or_repeated_and_lists_every_problem() 
         "  - instance_types: 'g5.xlarge' is a GPU type (nvidia-a10g), listed only as a cost "
         "baseline; inf3kit deploys to Neuron types. Fix: use an inf*/trn* type, e.g. "
         "'inf2.xlarge'\n"
-        "  - instance_types lists "
-        "'inf2.xlarge' more than once. Fix: list each type once, in order of preference"
+        "  - instance_types: instance types 'inf2.xlarge' listed more than once. "
+        "Fix: list each type once, in order of preference"
     )
 
 
@@ -852,8 +853,8 @@ def test_fails_when_instance_types_is_empty_or_a_string() -> None:
 def test_fails_when_desired_is_outside_the_range() -> None:
     assert _fails(min_capacity=1, max_capacity=3, desired_capacity=4) == (
         "NeuronFleet Fleet: 1 problem\n"
-        "  - desired_capacity (4) is outside min..max (1..3). "
-        "Fix: choose a value in the range, or leave it unset"
+        "  - desired_capacity (4) is outside min_capacity..max_capacity (1..3). "
+        "Fix: choose a count within the range, or leave desired_capacity unset"
     )
 
 

@@ -411,7 +411,7 @@ def test_fails_when_every_prop_is_wrong_and_lists_them_all() -> None:
         "  - key: only encrypts a topic this construct creates, but alarm_topic was given. "
         "Fix: drop key, or drop alarm_topic\n"
         "  - alarm_email: got 'oncall-at-example', not an email address. "
-        "Fix: use an address such as 'oncall@example.com'\n"
+        "Fix: use an address such as oncall@example.com\n"
         "  - latency_p99_threshold: got 0 millis, must be positive. "
         "Fix: use the p99 your clients tolerate, e.g. Duration.millis(500)\n"
         "  - error_rate_percent: got 0, must be above 0 and at most 100. "

@@ -84,7 +84,7 @@ def test_fails_when_min_exceeds_max() -> None:
     )
     assert problems(text) == [
         "endpoint.instances (line 6): min (4) is greater than max (2). "
-        "Fix: set min <= max, e.g. min: 2 or max: 4"
+        "Fix: set min <= max, e.g. min 2 or max 4"
     ]
 
 
@@ -124,7 +124,7 @@ def test_fails_when_a_gpu_type_is_deployed() -> None:
 
 def test_fails_when_fleet_lists_a_type_twice() -> None:
     assert problems(GOOD.replace("[inf3.xlarge, inf2.xlarge]", "[inf2.xlarge, inf2.xlarge]")) == [
-        "fleet.instance_types (line 7): 'inf2.xlarge' listed more than once. "
+        "fleet.instance_types (line 7): instance types 'inf2.xlarge' listed more than once. "
         "Fix: list each type once, in order of preference"
     ]
 
