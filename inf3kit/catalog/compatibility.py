@@ -21,6 +21,9 @@ from inf3kit.catalog.hardware import (
     shipped_file,
 )
 
+RUNTIME_IMAGE = "inf3kit-runtime"
+"""The matrix entry of inf3kit's own serving image, the endpoints' default."""
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)

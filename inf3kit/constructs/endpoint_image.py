@@ -26,9 +26,8 @@ from aws_cdk.region_info import FactName
 from constructs import Construct
 
 from inf3kit.catalog import Compatibility, ServingImage
+from inf3kit.catalog.compatibility import RUNTIME_IMAGE
 
-RUNTIME_IMAGE = "inf3kit-runtime"
-"""The compatibility-matrix name of inf3kit's own serving image."""
 RUNTIME_IMAGE_DIR = Path(__file__).resolve().parent / "runtime_image"
 """The Dockerfile (and .dockerignore, entry point) of inf3kit's serving image."""
 PUBLIC_NEURON_REGISTRY = "public.ecr.aws/neuron"

@@ -48,6 +48,7 @@ from inf3kit.rules import (
     default_rollout_strategy,
     rollout_capacity_problems,
     rollout_share_problems,
+    scale_down_count_problems,
     scaling_schedule_problems,
     time_zone_problems,
 )
@@ -908,12 +909,12 @@ def _validate(
                 f"scale_down_schedule.time_zone: {p}"
                 for p in time_zone_problems(schedule.time_zone)
             ]
-        n = schedule.instances_during_scale_down
-        if not 1 <= n <= max_instances:
-            problems.append(
-                f"scale_down_schedule.instances_during_scale_down: got {n}, outside "
-                f"1..{max_instances} (max_instances). Fix: use a count in that range"
+        problems += [
+            f"scale_down_schedule.instances_during_scale_down: {p}"
+            for p in scale_down_count_problems(
+                schedule.instances_during_scale_down, max_instances, max_name="max_instances"
             )
+        ]
 
     problems += rollout_share_problems(rollout.strategy, rollout)
     bake = rollout.bake_time.to_seconds()

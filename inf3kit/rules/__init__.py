@@ -24,6 +24,7 @@ from inf3kit.rules.values import (
     capacity_problems,
     email_problems,
     percent_problems,
+    scale_down_count_problems,
 )
 
 __all__ = [
@@ -40,6 +41,7 @@ __all__ = [
     "public_listener_problems",
     "rollout_capacity_problems",
     "rollout_share_problems",
+    "scale_down_count_problems",
     "scaling_schedule_problems",
     "time_zone_problems",
     "warm_pool_problems",

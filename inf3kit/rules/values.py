@@ -46,3 +46,10 @@ def email_problems(value: str) -> list[str]:
     if _EMAIL.match(value):
         return []
     return [f"got {value!r}, not an email address. Fix: use an address such as oncall@example.com"]
+
+
+def scale_down_count_problems(count: int, high: int, *, max_name: str) -> list[str]:
+    """A scheduled low capacity between 1 and the maximum the scaling may reach."""
+    if 1 <= count <= high:
+        return []
+    return [f"got {count}, outside 1..{high} ({max_name}). Fix: use a count in that range"]

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
+from inf3kit.catalog.compatibility import RUNTIME_IMAGE
 from inf3kit.rules import (
     RolloutStrategy,
     capacity_problems,
     default_rollout_strategy,
     rollout_capacity_problems,
     rollout_share_problems,
+    scale_down_count_problems,
     scaling_schedule_problems,
     time_zone_problems,
 )
@@ -99,14 +101,29 @@ class EndpointSpec(StrictModel):
         return self.rollout.strategy or default_rollout_strategy(self.instances.min)
 
     @model_validator(mode="after")
-    def _rollout_fits(self, info: ValidationInfo) -> EndpointSpec:
-        problems = rollout_share_problems(self.rollout_strategy, self.rollout)
+    def _fits_the_family(self, info: ValidationInfo) -> EndpointSpec:
+        """The image and the rollout must suit the instance family, as synthesis checks."""
+        compat = compatibility_from(info)
+        problems = []
+        image = self.image or RUNTIME_IMAGE
+        if "/" not in image:  # a matrix name; an ECR URI is the user's to vouch for
+            try:
+                compat.check_image(image, self.instance_type)
+            except ValueError as exc:
+                problems.append(f"image: {exc}")
+        problems += rollout_share_problems(self.rollout_strategy, self.rollout)
+        schedule = self.scaling.schedule
+        if schedule is not None:
+            problems += [
+                f"scaling.schedule.min_during_scale_down: {p}"
+                for p in scale_down_count_problems(
+                    schedule.min_during_scale_down, self.instances.max, max_name="instances.max"
+                )
+            ]
         problems += rollout_capacity_problems(
             self.rollout_strategy, self.instances.min, min_name="instances.min"
         )
-        refusal = compatibility_from(info).guardrails_problem(
-            self.instance_type, self.rollout_strategy
-        )
+        refusal = compat.guardrails_problem(self.instance_type, self.rollout_strategy)
         problems += [f"rollout: {refusal}"] if refusal else []
         raise_problems(problems)
         return self

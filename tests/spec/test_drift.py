@@ -78,3 +78,24 @@ def test_rate_and_at_expressions_are_scaling_schedules() -> None:
     assert scaling_schedule_problems("rate(1 day)") == []
     assert scaling_schedule_problems("at(2027-01-01T20:00:00)") == []
     assert scaling_schedule_problems("rate(0 days)") != []
+
+
+def test_fails_when_the_scheduled_count_exceeds_the_maximum() -> None:
+    """Found by the validate/synthesis invariant (tests/stacks/test_validate_invariant.py)."""
+    text = ENDPOINT.format(down="cron(0 20 ? * MON-FRI *)", zone="UTC").replace(
+        "      timezone: UTC\n", "      timezone: UTC\n      min_during_scale_down: 3\n"
+    )
+    assert problems(text) == [
+        "endpoint (line 5): scaling.schedule.min_during_scale_down: got 3, outside 1..2 "
+        "(instances.max). Fix: use a count in that range"
+    ]
+
+
+def test_fails_when_the_default_image_cannot_serve_the_family() -> None:
+    """Found by the invariant: inf1 endpoints need the Neuron 1.x image."""
+    text = BASE + "endpoint:\n  instance_type: ml.inf1.xlarge\n"
+    assert problems(text) == [
+        "endpoint (line 5): image: serving image 'inf3kit-runtime' does not support instance "
+        "family 'inf1' (ml.inf1.xlarge); it supports inf2, trn1, trn2, trn3, inf3. Fix: pick an "
+        "instance type of those families, or images that support inf1: pytorch-inference-neuron."
+    ]
