@@ -5,8 +5,9 @@ larger than the compiled batch is appended as consecutive parts of at most one b
 reassembled in order. Each worker thread takes its next batch itself the moment its device is
 free. Batching is adaptive: when no other device is busy, a free worker takes what is queued at
 once, so at low load every request is dispatched as with a zero delay; while other devices are
-busy (there is load), it waits up to ``max_delay`` for a full batch. Requests that arrive while
-every device computes pile up, so the next free worker finds its batch filled. Taking the batch
+busy (there is load), it waits for a full batch, up to ``max_delay`` and up to ``FILL_SHARE``
+of a batch's device time. Requests that arrive while every device computes pile up, so the
+next free worker finds its batch filled. Taking the batch
 in the worker thread, not in an event-loop task, means the device never idles waiting for the
 loop, which is busy parsing and answering HTTP. The worker pads to the compiled shape (the
 device only accepts that shape), runs the batch and hands the rows back to the loop.
@@ -27,6 +28,10 @@ import numpy as np
 from inf3kit.runtime.backends import Backend
 from inf3kit.runtime.buckets import ShapeBuckets
 from inf3kit.runtime.metrics import Metrics
+
+FILL_SHARE = 0.02
+"""The longest a free device waits to fill its batch, as a share of a batch's device time: it
+keeps every device at least 98% busy under load, however its clients come back."""
 
 
 class QueueFull(Exception):
@@ -81,6 +86,7 @@ class Batcher:
         self._queued_rows = [0] * len(self._buckets)
         self._queued = 0  # jobs in all queues
         self._busy = 0  # workers running a batch
+        self._compute_s: float | None = None  # device time per batch, a moving average
         self._cond = threading.Condition()
         self._closed = False
         self._threads: list[threading.Thread] = []
@@ -191,6 +197,7 @@ class Batcher:
 
         ``finished``: the calling worker has just finished a batch (it is no longer busy).
         """
+        idle_since = time.monotonic()
         with self._cond:
             self._busy -= finished
             while True:
@@ -207,9 +214,12 @@ class Batcher:
                 bucket = min(heads)[1]  # the bucket whose oldest request waited longest
                 queue = self._queues[bucket]
                 head = queue[0]
-                due = head.enqueued + self._max_delay
-                # Fill only while other devices are busy; parts of a split request never wait
-                # (their request is here in full).
+                # Fill only while other devices are busy, for at most the delay since the oldest
+                # request arrived and a small share of a batch's device time since this device
+                # went idle: it never idles long for company. Parts of a split request never
+                # wait (their request is here in full).
+                share = self._max_delay if self._compute_s is None else FILL_SHARE * self._compute_s
+                due = min(head.enqueued + self._max_delay, idle_since + share)
                 filling = (
                     self._busy and self._queued_rows[bucket] < self.batch_size and not head.part
                 )
@@ -241,7 +251,10 @@ class Batcher:
             except Exception as exc:
                 self._reply(self._fail, jobs, exc)
                 continue
-            metrics.compute_seconds.observe(time.monotonic() - started)
+            elapsed = time.monotonic() - started
+            average = self._compute_s
+            self._compute_s = elapsed if average is None else average + 0.2 * (elapsed - average)
+            metrics.compute_seconds.observe(elapsed)
             metrics.executions.inc()
             metrics.inferences.inc(rows)
             self._reply(self._deliver, jobs, outputs)

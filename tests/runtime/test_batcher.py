@@ -127,3 +127,44 @@ def test_full_queue_and_expired_requests_are_never_computed() -> None:
     assert isinstance(outcomes[0], DeadlineExceeded)
     # The expired request never reached the device; the ones around it did.
     assert [b.tolist() for b in backend.batches] == [rows(0, 1).tolist(), rows(6, 1).tolist()]
+
+
+class Counting:
+    """Counts the batches that entered the device; each waits for ``gate``."""
+
+    label = "counting"
+
+    def __init__(self, gate: threading.Event) -> None:
+        self.entered = threading.Semaphore(0)
+        self._gate = gate
+
+    def run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+        self.entered.release()
+        self._gate.wait(10)
+        return [inputs[0] + 1]
+
+
+def test_a_free_device_waits_for_company_only_a_share_of_a_batch_time() -> None:
+    """With another device busy, a lone request goes after 2% of a batch's device time, not
+    after the (hour-long) delay: the free device never idles long waiting to fill."""
+
+    async def scenario() -> bool:
+        gate = threading.Event()
+        gate.set()
+        device = Counting(gate)
+        shapes = [((2,), np.dtype(np.float32))]
+        batcher = Batcher([device, device], shapes, 4, 3600.0, 64, Metrics("t"))
+        batcher.start()
+        await batcher.infer([rows(0, 1)], 1, 5.0)  # measures a batch's device time
+        device.entered.acquire()
+        gate.clear()
+        first = asyncio.ensure_future(batcher.infer([rows(2, 1)], 1, 5.0))
+        await asyncio.to_thread(device.entered.acquire, True, 5)  # one device is busy
+        second = asyncio.ensure_future(batcher.infer([rows(4, 1)], 1, 5.0))
+        started = await asyncio.to_thread(device.entered.acquire, True, 5)
+        gate.set()
+        await asyncio.gather(first, second)
+        await batcher.stop()
+        return started
+
+    assert asyncio.run(scenario())  # the second entered while the first was still running
