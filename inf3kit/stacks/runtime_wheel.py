@@ -1,0 +1,100 @@
+"""This package's own wheel, shipped with the deploy for instances to install.
+
+inf3kit is not on a public package index, and the runtime on an instance must be the version
+that synthesized its stacks. So synthesis builds the wheel of the installed inf3kit (from its
+source tree, or repacked from an installed wheel) and the stacks upload it as an S3 asset.
+"""
+
+from __future__ import annotations
+
+import base64
+import fcntl
+import hashlib
+import os
+import subprocess
+import sys
+import tempfile
+import zipfile
+from importlib import metadata
+from pathlib import Path
+
+import inf3kit
+
+PACKAGE = "inf3kit"
+
+
+def runtime_wheel(cache_dir: Path | None = None) -> Path:
+    """The wheel of the running inf3kit, built once per content and kept in `cache_dir`."""
+    cache = cache_dir or _default_cache()
+    cache.mkdir(parents=True, exist_ok=True)
+    root = Path(inf3kit.__file__).resolve().parent.parent
+    source = root if (root / "pyproject.toml").is_file() else None
+    digest = _digest(source)
+    target = cache / digest
+    with (cache / f"{digest}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # test workers and parallel synths build it once
+        built = sorted(target.glob("*.whl"))
+        if built:
+            return built[0]
+        with tempfile.TemporaryDirectory(dir=cache) as tmp:
+            wheel = _build(source, Path(tmp)) if source else _repack(Path(tmp))
+            target.mkdir(exist_ok=True)
+            return wheel.rename(target / wheel.name)
+
+
+def _default_cache() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "inf3kit" / "wheels"
+
+
+def _digest(source: Path | None) -> str:
+    """Changes whenever a packaged file or the project metadata does."""
+    sha = hashlib.sha256(metadata.version(PACKAGE).encode())
+    package = Path(inf3kit.__file__).resolve().parent
+    files = [p for p in package.rglob("*") if p.is_file() and "__pycache__" not in p.parts]
+    if source is not None:
+        files.append(source / "pyproject.toml")
+    for path in sorted(files):
+        sha.update(str(path.relative_to(package.parent)).encode())
+        sha.update(path.read_bytes())
+    return sha.hexdigest()[:16]
+
+
+def _build(source: Path, out: Path) -> Path:
+    """pip builds the wheel with the environment's own setuptools (no download)."""
+    pip = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--quiet"]
+    done = subprocess.run(
+        [*pip, "-w", str(out), str(source)],
+        capture_output=True,
+        text=True,
+    )
+    wheels = sorted(out.glob(f"{PACKAGE}-*.whl"))
+    if done.returncode != 0 or not wheels:
+        raise RuntimeError(
+            f"could not build the inf3kit wheel from {source}: {done.stderr.strip()[-2000:]}. "
+            "Fix: check that `pip wheel --no-deps .` works in that folder"
+        )
+    return wheels[0]
+
+
+def _repack(out: Path) -> Path:
+    """Rebuild the wheel from an installed (non-editable) inf3kit, as its RECORD lists it."""
+    dist = metadata.distribution(PACKAGE)
+    version = dist.version
+    info = f"{PACKAGE}-{version}.dist-info"
+    wheel = out / f"{PACKAGE}-{version}-py3-none-any.whl"
+    records = []
+    with zipfile.ZipFile(wheel, "w", zipfile.ZIP_DEFLATED) as archive:
+        for file in dist.files or []:
+            name = str(file)
+            if "__pycache__" in name or name.startswith("..") or name.endswith("RECORD"):
+                continue
+            if not name.startswith((f"{PACKAGE}/", f"{info}/")):
+                continue
+            data = Path(str(file.locate())).read_bytes()
+            archive.writestr(name, data)
+            digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=")
+            records.append(f"{name},sha256={digest.decode()},{len(data)}")
+        records.append(f"{info}/RECORD,,")
+        archive.writestr(f"{info}/RECORD", "\n".join(records) + "\n")
+    return wheel
