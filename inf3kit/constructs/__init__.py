@@ -11,22 +11,16 @@ from inf3kit.constructs.ami_pipeline import (  # noqa: E402
     PipelineImage,
 )
 from inf3kit.constructs.bundle import ModelBundle  # noqa: E402
+from inf3kit.constructs.endpoint_access import DataCapture, ModelData  # noqa: E402
+from inf3kit.constructs.endpoint_base import EndpointBase, MetricOptions  # noqa: E402
 from inf3kit.constructs.endpoint_image import EndpointImage  # noqa: E402
-from inf3kit.constructs.hardware_checks import (  # noqa: E402
-    PROVISIONAL_WARNING_ID,
-    check_instance_type,
-    warn_if_provisional,
-)
+from inf3kit.constructs.endpoint_rollout import EndpointRollout  # noqa: E402
+from inf3kit.constructs.endpoint_scaling import EndpointScaling, ScaleDownSchedule  # noqa: E402
+from inf3kit.constructs.hardware_checks import PROVISIONAL_WARNING_ID  # noqa: E402
 from inf3kit.constructs.model_artifacts import ModelArtifacts  # noqa: E402
-from inf3kit.constructs.nag import acknowledge, skip_checkov, waive_cfn_lint  # noqa: E402
 from inf3kit.constructs.network import ServiceNetwork  # noqa: E402
 from inf3kit.constructs.neuron_ami import FixedImage, NeuronAmi  # noqa: E402
-from inf3kit.constructs.neuron_endpoint import (  # noqa: E402
-    EndpointRollout,
-    ModelData,
-    NeuronEndpoint,
-    ScaleDownSchedule,
-)
+from inf3kit.constructs.neuron_endpoint import NeuronEndpoint  # noqa: E402
 from inf3kit.constructs.neuron_fleet import (  # noqa: E402
     NEURON_METRIC_NAMESPACE,
     NEURONCORE_UTILIZATION_METRIC,
@@ -35,6 +29,7 @@ from inf3kit.constructs.neuron_fleet import (  # noqa: E402
 )
 from inf3kit.constructs.runtime_settings import RuntimeSettings  # noqa: E402
 from inf3kit.constructs.service_monitoring import ServiceMonitoring  # noqa: E402
+from inf3kit.constructs.validation import ConstructError  # noqa: E402
 
 __all__ = [
     "DEFAULT_NEURON_SDK",
@@ -43,9 +38,14 @@ __all__ = [
     "NEURON_RELEASES",
     "NO_FALLBACK_WARNING_ID",
     "PROVISIONAL_WARNING_ID",
+    "ConstructError",
+    "DataCapture",
+    "EndpointBase",
     "EndpointImage",
     "EndpointRollout",
+    "EndpointScaling",
     "FixedImage",
+    "MetricOptions",
     "ModelArtifacts",
     "ModelBundle",
     "ModelData",
@@ -58,9 +58,4 @@ __all__ = [
     "ScaleDownSchedule",
     "ServiceMonitoring",
     "ServiceNetwork",
-    "acknowledge",
-    "check_instance_type",
-    "skip_checkov",
-    "waive_cfn_lint",
-    "warn_if_provisional",
 ]

@@ -173,7 +173,7 @@ class NeuronAmiPipeline(Construct):
             catalog=catalog,
             matrix=matrix,
         )
-        raise_if_problems("NeuronAmiPipeline", id, problems)
+        raise_if_problems("NeuronAmiPipeline", self, problems)
         if not Token.is_unresolved(build_instance_type):
             warn_if_provisional(self, catalog.get(build_instance_type))
         packages = dict(neuron_packages or NEURON_RELEASES[neuron_sdk])

@@ -38,7 +38,7 @@ class ModelBundle(Construct):
         """
         super().__init__(scope, id)
         problems = _validate(path, s3_uri)
-        raise_if_problems("ModelBundle", id, problems)
+        raise_if_problems("ModelBundle", self, problems)
         if path is not None:
             asset = s3_assets.Asset(self, "Asset", path=str(path))
             self.bucket: s3.IBucket = asset.bucket

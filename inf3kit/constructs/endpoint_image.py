@@ -19,17 +19,18 @@ from importlib import metadata
 from pathlib import Path
 from typing import Literal
 
-from aws_cdk import Aws, Stack, Token
+from aws_cdk import Annotations, Aws, Stack, Token
 from aws_cdk import aws_ecr_assets as ecr_assets
 from aws_cdk import aws_iam as iam
 from aws_cdk.region_info import FactName
 from constructs import Construct
 
-from inf3kit.catalog import Compatibility, ServingImage
+from inf3kit.catalog import Compatibility, ServingImage, family_of
 from inf3kit.catalog.compatibility import RUNTIME_IMAGE
 
 RUNTIME_IMAGE_DIR = Path(__file__).resolve().parent / "runtime_image"
 """The Dockerfile (and .dockerignore, entry point) of inf3kit's serving image."""
+SDK_WARNING_ID = "inf3kit:imageNeuronSdk"
 PUBLIC_NEURON_REGISTRY = "public.ecr.aws/neuron"
 """The Neuron DLCs' public mirror: the runtime image builds FROM here, so no registry login."""
 
@@ -125,6 +126,25 @@ class EndpointImage:
         entry = compat.data.images.get(self.name)
         return entry.network_isolation if entry else True
 
+    def warn_if_older_sdk(
+        self, scope: Construct, compat: Compatibility, instance_type: str
+    ) -> None:
+        """Warn at synthesis when the image's Neuron SDK predates the family's minimum."""
+        entry = compat.data.images.get(self.catalog_name or "")
+        if entry is not None and entry.base:
+            entry = compat.data.images.get(entry.base, entry)
+        family = compat.data.families.get(family_of(instance_type))
+        if entry is None or family is None or entry.neuron_sdk is None:
+            return
+        if _version(entry.neuron_sdk) < _version(family.min_neuron_sdk):
+            Annotations.of(scope).add_warning_v2(
+                SDK_WARNING_ID,
+                f"image {self.name!r} ships Neuron SDK {entry.neuron_sdk}, older than the "
+                f"{family.min_neuron_sdk} assumed for {family_of(instance_type)} "
+                f"({family.source}). Check the Neuron release notes before production, and "
+                "update the image tag in a catalog override file when a newer DLC is listed.",
+            )
+
     def bind(self, scope: Construct, grantee: iam.IGrantable, compat: Compatibility) -> str:
         """Create what the image needs (the asset), grant pull to `grantee`, return the URI."""
         stack = Stack.of(scope)
@@ -169,6 +189,10 @@ class EndpointImage:
         )
         _grant_pull(grantee, repo_arn)
         return self.name.replace("{account}", account).replace("{region}", region)
+
+
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in text.split(".") if p.isdigit())
 
 
 def _with_placeholders(uri: str) -> str:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from aws_cdk import Annotations, Token
+from collections.abc import Sequence
+
+from aws_cdk import Annotations, CfnResource, Token
 from constructs import IConstruct
 
 from inf3kit.catalog import Catalog, InstanceType, load_catalog
 from inf3kit.catalog.hardware import Platform
+from inf3kit.constructs.nag import waive_cfn_lint
 
 PROVISIONAL_WARNING_ID = "inf3kit:provisionalInstanceType"
 
@@ -31,3 +34,23 @@ def warn_if_provisional(scope: IConstruct, itype: InstanceType) -> None:
             "sources). Confirm capacity and quotas before production, and override the catalog "
             "when AWS publishes the real figures.",
         )
+
+
+def waive_unlisted_types(
+    resource: CfnResource, types: Sequence[str], catalog: Catalog, rule: str
+) -> bool:
+    """Waive cfn-lint's instance-type enum `rule` on `resource` where a type is provisional.
+
+    cfn-lint lists published types only (E3030 for `ml.` types, E3628 for EC2 ones), so a
+    provisional type, which the catalog validated instead, is unknown to it by definition.
+    Returns whether it waived anything.
+    """
+    provisional = [t for t in types if not Token.is_unresolved(t) and catalog.get(t).provisional]
+    if provisional:
+        waive_cfn_lint(
+            resource,
+            rule,
+            f"{', '.join(provisional)}: cfn-lint's instance type list only has published "
+            "types; provisional ones (no AWS specification yet) are unknown to it",
+        )
+    return bool(provisional)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aws_cdk import Aws, CfnResource
+from aws_cdk import Aws, CfnResource, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 
@@ -55,4 +55,28 @@ def allow_ebs_in_this_account(key: kms.IKey) -> None:
         "The '*' principal is limited by kms:CallerAccount (this account) and kms:ViaService "
         "(EC2 in this region), like the aws/ebs key, so the Auto Scaling and Image Builder "
         "service-linked roles can use encrypted volumes and AMIs before those roles exist.",
+    )
+
+
+def allow_log_group(key: kms.IKey, log_group_arn: str, *, sid: str | None = None) -> None:
+    """Let CloudWatch Logs in this region use `key` for the log groups `log_group_arn` matches.
+
+    The encryption-context condition holds the key to those groups (a '*' in the ARN matches
+    several), so no other log group of the account can use it.
+    """
+    key.add_to_resource_policy(
+        iam.PolicyStatement(
+            sid=sid,
+            principals=[iam.ServicePrincipal(f"logs.{Stack.of(key).region}.amazonaws.com")],
+            actions=[
+                "kms:Decrypt",
+                "kms:DescribeKey",
+                "kms:Encrypt",
+                "kms:GenerateDataKey",
+                "kms:ReEncryptFrom",
+                "kms:ReEncryptTo",
+            ],
+            resources=["*"],
+            conditions={"ArnLike": {"kms:EncryptionContext:aws:logs:arn": log_group_arn}},
+        )
     )

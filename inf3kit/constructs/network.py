@@ -44,7 +44,7 @@ class ServiceNetwork(Construct):
             turn it on when you deploy only to AWS.
         """
         super().__init__(scope, id)
-        raise_if_problems("ServiceNetwork", id, _validate(max_azs, nat_gateways))
+        raise_if_problems("ServiceNetwork", self, _validate(max_azs, nat_gateways))
         self.vpc = ec2.Vpc(
             self,
             "Resource",

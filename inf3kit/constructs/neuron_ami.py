@@ -61,7 +61,7 @@ class NeuronAmi(Construct):
         """
         super().__init__(scope, id)
         problems = _validate(instance_types, parameter_name, compatibility)
-        raise_if_problems("NeuronAmi", id, problems)
+        raise_if_problems("NeuronAmi", self, problems)
         if parameter_name is None:
             matrix = compatibility or load_compatibility()
             parameter_name = matrix.dlami_parameter(instance_types[0])

@@ -241,7 +241,7 @@ class NeuronFleet(Construct):
             catalog=catalog,
             compatibility=compatibility,
         )
-        raise_if_problems("NeuronFleet", id, problems)
+        raise_if_problems("NeuronFleet", self, problems)
         types = list(instance_types)
         self.instance_types: tuple[str, ...] = tuple(types)
         self._warn_about_capacity(types, catalog)

@@ -116,7 +116,7 @@ class ServiceMonitoring(Construct):
             grace=grace,
             dashboard_name=dashboard_name,
         )
-        raise_if_problems("ServiceMonitoring", id, problems)
+        raise_if_problems("ServiceMonitoring", self, problems)
 
         self.endpoint = endpoint
         self.fleet = fleet

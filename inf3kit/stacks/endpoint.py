@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from aws_cdk import CfnOutput, Duration
+from aws_cdk import CfnOutput, Duration, Size
 
-from inf3kit.constructs.endpoint_image import EndpointImage
-from inf3kit.constructs.neuron_endpoint import (
-    DEFAULT_LATENCY_THRESHOLD,
+from inf3kit.constructs import (
+    DataCapture,
+    EndpointImage,
     EndpointRollout,
+    EndpointScaling,
     NeuronEndpoint,
     ScaleDownSchedule,
 )
+from inf3kit.constructs.endpoint_rollout import DEFAULT_LATENCY_THRESHOLD
 from inf3kit.spec import EndpointSpec
 from inf3kit.stacks.serving import runtime_settings
 
@@ -34,19 +36,21 @@ def add_endpoint(stack: ServiceStack, endpoint: EndpointSpec) -> NeuronEndpoint:
         runtime=runtime_settings(stack.loaded.spec.serving),
         key=stack.artifacts.key,
         vpc=stack.vpc,
-        initial_instances=endpoint.instances.initial,
-        min_instances=endpoint.instances.min,
-        max_instances=endpoint.instances.max,
-        invocations_per_instance=scaling.invocations_per_instance,
-        scale_in_cooldown=Duration.seconds(scaling.scale_in_cooldown_seconds),
-        scale_out_cooldown=Duration.seconds(scaling.scale_out_cooldown_seconds),
-        scale_down_schedule=None
-        if schedule is None
-        else ScaleDownSchedule(
-            scale_down=schedule.scale_down_cron,
-            scale_up=schedule.scale_up_cron,
-            instances_during_scale_down=schedule.min_during_scale_down,
-            time_zone=None if schedule.timezone == "UTC" else schedule.timezone,
+        min_capacity=endpoint.instances.min,
+        max_capacity=endpoint.instances.max,
+        initial_capacity=endpoint.instances.initial,
+        scaling=EndpointScaling(
+            invocations_per_instance=scaling.invocations_per_instance,
+            scale_in_cooldown=Duration.seconds(scaling.scale_in_cooldown_seconds),
+            scale_out_cooldown=Duration.seconds(scaling.scale_out_cooldown_seconds),
+            schedule=None
+            if schedule is None
+            else ScaleDownSchedule(
+                scale_down=schedule.scale_down_cron,
+                scale_up=schedule.scale_up_cron,
+                capacity_during_scale_down=schedule.min_during_scale_down,
+                time_zone=None if schedule.timezone == "UTC" else schedule.timezone,
+            ),
         ),
         rollout=EndpointRollout(
             strategy=endpoint.rollout_strategy,
@@ -58,13 +62,14 @@ def add_endpoint(stack: ServiceStack, endpoint: EndpointSpec) -> NeuronEndpoint:
         latency_threshold=DEFAULT_LATENCY_THRESHOLD
         if rollout.latency_alarm_ms is None
         else Duration.millis(rollout.latency_alarm_ms),
-        data_capture_bucket=stack.artifacts.bucket if endpoint.data_capture else None,
-        data_capture_percent=endpoint.data_capture.sampling_percent
+        data_capture=DataCapture(stack.artifacts.bucket, endpoint.data_capture.sampling_percent)
         if endpoint.data_capture
-        else 10,
+        else None,
         startup_timeout=Duration.seconds(endpoint.startup_timeout_seconds),
         download_timeout=Duration.seconds(endpoint.download_timeout_seconds),
-        volume_size_gb=endpoint.volume_size_gb,
+        volume_size=None
+        if endpoint.volume_size_gb is None
+        else Size.gibibytes(endpoint.volume_size_gb),
         catalog=stack.loaded.catalog,
         compatibility=stack.loaded.compatibility,
     )

@@ -10,7 +10,7 @@ from typing import Any
 
 import aws_cdk as cdk
 import pytest
-from aws_cdk import Duration
+from aws_cdk import Duration, Size
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
@@ -21,15 +21,17 @@ from inf3kit.catalog import load_compatibility
 from inf3kit.catalog.compatibility import Compatibility
 from inf3kit.constructs import (
     PROVISIONAL_WARNING_ID,
+    ConstructError,
+    DataCapture,
     EndpointImage,
     EndpointRollout,
+    EndpointScaling,
     ModelData,
     NeuronEndpoint,
     RuntimeSettings,
     ScaleDownSchedule,
 )
-from inf3kit.constructs.endpoint_image import requirements, stage_runtime_context
-from inf3kit.constructs.neuron_endpoint import SDK_WARNING_ID
+from inf3kit.constructs.endpoint_image import SDK_WARNING_ID, requirements, stage_runtime_context
 from inf3kit.constructs.runtime_settings import RUNTIME_VARIABLES
 from inf3kit.runtime.settings import Settings
 
@@ -80,24 +82,25 @@ def linear() -> tuple[NeuronEndpoint, Template]:
         model_data=ModelData.from_bucket(bucket, "llm/model.tar.gz"),
         image=EndpointImage.dlc("djl-neuronx"),
         endpoint_name="llm-prod",
-        min_instances=2,
-        max_instances=6,
-        initial_instances=3,
-        invocations_per_instance=120,
-        scale_in_cooldown=Duration.minutes(10),
-        scale_out_cooldown=Duration.minutes(2),
-        scale_down_schedule=ScaleDownSchedule(
-            scale_down="cron(0 20 ? * MON-FRI *)",
-            scale_up="cron(0 6 ? * MON-FRI *)",
-            time_zone="Europe/Berlin",
+        min_capacity=2,
+        max_capacity=6,
+        initial_capacity=3,
+        scaling=EndpointScaling(
+            invocations_per_instance=120,
+            scale_in_cooldown=Duration.minutes(10),
+            scale_out_cooldown=Duration.minutes(2),
+            schedule=ScaleDownSchedule(
+                scale_down="cron(0 20 ? * MON-FRI *)",
+                scale_up="cron(0 6 ? * MON-FRI *)",
+                time_zone="Europe/Berlin",
+            ),
         ),
         rollout=EndpointRollout.linear(25, bake_time=Duration.minutes(5)),
         rollback_alarms=[user_alarm],
-        data_capture_bucket=capture,
-        data_capture_percent=20,
+        data_capture=DataCapture(capture, percent=20),
         startup_timeout=Duration.minutes(30),
         download_timeout=Duration.minutes(20),
-        volume_size_gb=200,
+        volume_size=Size.gibibytes(200),
         environment={"OPTION_TENSOR_PARALLEL_DEGREE": "2"},
     )
     return endpoint, Template.from_stack(stack)
@@ -113,8 +116,8 @@ def rolling() -> Template:
         instance_type="ml.trn1.2xlarge",
         model_data=ModelData.from_bucket(bucket, "ranker/model.tar.gz"),
         image=EndpointImage.from_uri(ECR_URI, network_isolation=False),
-        min_instances=2,
-        max_instances=3,
+        min_capacity=2,
+        max_capacity=3,
         rollout=EndpointRollout.rolling(20, bake_time=Duration.minutes(3)),
     )
     return Template.from_stack(stack)
@@ -535,8 +538,8 @@ def test_default_rollout_with_two_instances_is_a_10_percent_canary() -> None:
         "Endpoint",
         instance_type="ml.inf2.xlarge",
         model_data=ModelData.from_bucket(bucket, "m/model.tar.gz"),
-        min_instances=2,
-        max_instances=4,
+        min_capacity=2,
+        max_capacity=4,
     )
     Template.from_stack(stack).has_resource_properties(
         "AWS::SageMaker::Endpoint",
@@ -565,8 +568,8 @@ def test_fixed_capacity_is_not_registered_for_autoscaling() -> None:
         "Endpoint",
         instance_type="ml.inf2.xlarge",
         model_data=ModelData.from_bucket(bucket, "m/model.tar.gz"),
-        min_instances=2,
-        max_instances=2,
+        min_capacity=2,
+        max_capacity=2,
     )
     template = Template.from_stack(stack)
     assert endpoint.scalable_target is None
@@ -728,6 +731,57 @@ def test_metrics_address_the_variant(default) -> None:
     }
 
 
+def test_metric_options_set_statistic_period_and_label(default) -> None:
+    endpoint, _ = default
+    metric = endpoint.metric_model_latency(
+        statistic="p50", period=Duration.minutes(5), label="median"
+    )
+    assert (metric.statistic, metric.period.to_minutes(), metric.label) == ("p50", 5, "median")
+
+
+def test_imported_endpoint_grants_invoke_and_reads_metrics_by_name() -> None:
+    stack = cdk.Stack(
+        cdk.App(), "Stack", env=cdk.Environment(account="111111111111", region="eu-west-1")
+    )
+    endpoint = NeuronEndpoint.from_endpoint_name(stack, "Ranker", "Ranker-Prod")
+    role = iam.Role(stack, "Caller", assumed_by=iam.AccountRootPrincipal())
+    endpoint.grant_invoke(role)
+    assert endpoint.metric_invocations().dimensions == {
+        "EndpointName": "Ranker-Prod",
+        "VariantName": "AllTraffic",
+    }
+    assert endpoint.invocations_per_instance is None
+    template = Template.from_stack(stack)
+    template.resource_count_is("AWS::SageMaker::Endpoint", 0)
+    template.has_resource_properties(
+        "AWS::IAM::Policy",
+        {
+            "PolicyDocument": Match.object_like(
+                {
+                    "Statement": [
+                        Match.object_like(
+                            {
+                                "Action": "sagemaker:InvokeEndpoint",
+                                "Resource": {
+                                    "Fn::Join": [
+                                        "",
+                                        [
+                                            "arn:",
+                                            {"Ref": "AWS::Partition"},
+                                            ":sagemaker:eu-west-1:111111111111:endpoint/"
+                                            "ranker-prod",
+                                        ],
+                                    ]
+                                },
+                            }
+                        )
+                    ]
+                }
+            )
+        },
+    )
+
+
 # --- catalog checks -------------------------------------------------------------------------
 
 
@@ -846,10 +900,12 @@ def problems(**overrides: Any) -> list[str]:
         "model_data": ModelData.from_bucket(bucket, "m/model.tar.gz"),
     }
     props.update(overrides)
-    with pytest.raises(ValueError) as info:
+    with pytest.raises(ConstructError) as info:
         NeuronEndpoint(stack, "Endpoint", **props)
     lines = str(info.value).split("\n")
     assert lines[0].startswith("NeuronEndpoint Endpoint: ")
+    assert info.value.path == "Test/Endpoint"
+    assert info.value.problems == [line.removeprefix("  - ") for line in lines[1:]]
     assert not stack.node.find_child("Endpoint").node.children  # nothing created before
     return [line.removeprefix("  - ") for line in lines[1:]]
 
@@ -923,31 +979,31 @@ def test_fails_when_family_has_no_support_entry() -> None:
     ]
 
 
-def test_fails_when_min_instances_is_zero() -> None:
-    assert problems(min_instances=0) == [
-        "min_instances: got 0, must be >= 1 (a real-time endpoint always runs an instance). "
+def test_fails_when_min_capacity_is_zero() -> None:
+    assert problems(min_capacity=0) == [
+        "min_capacity: got 0, must be >= 1 (a real-time endpoint always runs an instance). "
         "Fix: use 1 or more; delete the stack to stop paying"
     ]
 
 
 def test_fails_when_max_is_below_min() -> None:
-    assert problems(min_instances=3, max_instances=2) == [
-        "min_instances (3) is greater than max_instances (2). Fix: set min_instances <= "
-        "max_instances, e.g. min_instances 2 or max_instances 3"
+    assert problems(min_capacity=3, max_capacity=2) == [
+        "min_capacity (3) is greater than max_capacity (2). Fix: set min_capacity <= "
+        "max_capacity, e.g. min_capacity 2 or max_capacity 3"
     ]
 
 
 def test_fails_when_initial_is_outside_min_max() -> None:
-    assert problems(initial_instances=5) == [
-        "initial_instances (5) is outside min_instances..max_instances (1..2). Fix: choose a "
-        "count within the range, or leave initial_instances unset"
+    assert problems(initial_capacity=5) == [
+        "initial_capacity (5) is outside min_capacity..max_capacity (1..2). Fix: choose a "
+        "count within the range, or leave initial_capacity unset"
     ]
 
 
 def test_fails_when_invocations_target_is_zero() -> None:
-    assert problems(invocations_per_instance=0) == [
-        "invocations_per_instance: got 0, must be >= 1. Fix: use the requests per minute one "
-        "instance serves at your latency target"
+    assert problems(scaling=EndpointScaling(invocations_per_instance=0)) == [
+        "scaling.invocations_per_instance: got 0, must be >= 1. Fix: use the requests per "
+        "minute one instance serves at your latency target"
     ]
 
 
@@ -967,8 +1023,8 @@ def test_fails_when_a_runtime_setting_is_zero() -> None:
 
 def test_fails_when_schedule_is_not_an_expression() -> None:
     schedule = ScaleDownSchedule(scale_down="0 20 * * *", scale_up="cron(0 6 ? * MON-FRI *)")
-    assert problems(scale_down_schedule=schedule) == [
-        "scale_down_schedule.scale_down: got '0 20 * * *', not a cron expression. Fix: write "
+    assert problems(scaling=EndpointScaling(schedule=schedule)) == [
+        "scaling.schedule.scale_down: got '0 20 * * *', not a cron expression. Fix: write "
         "cron(MIN HOUR DAY MONTH WEEKDAY YEAR), e.g. 'cron(0 20 ? * MON-FRI *)'"
     ]
 
@@ -980,8 +1036,8 @@ def test_fails_when_the_schedule_time_zone_is_not_iana() -> None:
         scale_up="cron(0 6 ? * MON-FRI *)",
         time_zone="Berlin",
     )
-    assert problems(scale_down_schedule=schedule) == [
-        "scale_down_schedule.time_zone: got 'Berlin', not an IANA time zone. Fix: use a name "
+    assert problems(scaling=EndpointScaling(schedule=schedule)) == [
+        "scaling.schedule.time_zone: got 'Berlin', not an IANA time zone. Fix: use a name "
         "such as 'Europe/Berlin' or 'America/New_York', or UTC"
     ]
 
@@ -990,10 +1046,10 @@ def test_fails_when_scale_down_count_exceeds_max() -> None:
     schedule = ScaleDownSchedule(
         scale_down="cron(0 20 ? * MON-FRI *)",
         scale_up="cron(0 6 ? * MON-FRI *)",
-        instances_during_scale_down=3,
+        capacity_during_scale_down=3,
     )
-    assert problems(scale_down_schedule=schedule) == [
-        "scale_down_schedule.instances_during_scale_down: got 3, outside 1..2 (max_instances). "
+    assert problems(scaling=EndpointScaling(schedule=schedule)) == [
+        "scaling.schedule.capacity_during_scale_down: got 3, outside 1..2 (max_capacity). "
         "Fix: use a count in that range"
     ]
 
@@ -1036,7 +1092,7 @@ def test_fails_when_scale_down_count_exceeds_max() -> None:
 def test_fails_when_rollout_is_outside_sagemaker_limits(
     rollout: EndpointRollout, message: str
 ) -> None:
-    assert problems(rollout=rollout, min_instances=2, max_instances=4) == [message]
+    assert problems(rollout=rollout, min_capacity=2, max_capacity=4) == [message]
 
 
 @pytest.mark.parametrize("strategy", ["canary", "linear", "rolling"])
@@ -1052,8 +1108,8 @@ def test_fails_when_guardrails_are_asked_of_inf1() -> None:
     found = problems(
         instance_type="ml.inf1.xlarge",
         image=EndpointImage.dlc("pytorch-inference-neuron"),
-        min_instances=2,
-        max_instances=2,
+        min_capacity=2,
+        max_capacity=2,
         rollout=EndpointRollout.canary(),
     )
     assert found == [
@@ -1072,23 +1128,23 @@ def test_fails_when_startup_or_download_timeout_is_out_of_range() -> None:
 
 
 def test_fails_when_volume_size_is_given_for_local_storage() -> None:
-    assert problems(instance_type="ml.trn1.2xlarge", volume_size_gb=100) == [
-        "volume_size_gb: ml.trn1.2xlarge has local NVMe storage and SageMaker takes no volume "
-        "size for it. Fix: leave volume_size_gb unset"
+    assert problems(instance_type="ml.trn1.2xlarge", volume_size=Size.gibibytes(100)) == [
+        "volume_size: ml.trn1.2xlarge has local NVMe storage and SageMaker takes no volume "
+        "size for it. Fix: leave volume_size unset"
     ]
 
 
 def test_fails_when_volume_size_is_out_of_range() -> None:
-    assert problems(volume_size_gb=1000) == [
-        "volume_size_gb: got 1000, SageMaker allows 1..512. Fix: use a size in that range"
+    assert problems(volume_size=Size.gibibytes(1000)) == [
+        "volume_size: got 1000 GiB, SageMaker allows 1..512 GiB. Fix: use a size in that range"
     ]
 
 
 def test_fails_when_capture_percent_is_zero() -> None:
     other = cdk.Stack(cdk.App(), "Other")
     bucket = s3.Bucket.from_bucket_name(other, "Capture", "capture-bucket")
-    assert problems(data_capture_bucket=bucket, data_capture_percent=0) == [
-        "data_capture_percent: got 0, must be 1..100. Fix: use a percentage of requests to sample"
+    assert problems(data_capture=DataCapture(bucket, percent=0)) == [
+        "data_capture.percent: got 0, must be 1..100. Fix: use a percentage of requests to sample"
     ]
 
 
@@ -1108,15 +1164,15 @@ def test_fails_when_endpoint_name_is_not_allowed() -> None:
 
 def test_reports_every_problem_at_once() -> None:
     found = problems(
-        min_instances=3,
-        max_instances=2,
-        invocations_per_instance=0,
+        min_capacity=3,
+        max_capacity=2,
+        scaling=EndpointScaling(invocations_per_instance=0),
         startup_timeout=Duration.seconds(1),
         endpoint_name="bad_name",
     )
     assert [p.split(":")[0].split(" ")[0] for p in found] == [
-        "min_instances",
-        "invocations_per_instance",
+        "min_capacity",
+        "scaling.invocations_per_instance",
         "startup_timeout",
         "endpoint_name",
     ]
@@ -1132,7 +1188,7 @@ def test_unresolved_tokens_are_not_validated() -> None:
         model_data=ModelData.from_bucket(bucket, "m/model.tar.gz"),
         endpoint_name=cdk.CfnParameter(stack, "Name").value_as_string,
         image=EndpointImage.from_uri(cdk.CfnParameter(stack, "Image").value_as_string),
-        invocations_per_instance=count,
+        scaling=EndpointScaling(invocations_per_instance=count),
         runtime=RuntimeSettings(max_batch_size=count),
     )
     template = Template.from_stack(stack)

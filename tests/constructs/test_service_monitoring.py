@@ -15,7 +15,13 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 from aws_cdk.assertions import Match, Template
 
-from inf3kit.constructs import ModelData, NeuronEndpoint, NeuronFleet, ServiceMonitoring
+from inf3kit.constructs import (
+    EndpointScaling,
+    ModelData,
+    NeuronEndpoint,
+    NeuronFleet,
+    ServiceMonitoring,
+)
 
 TOPIC_ARN = "arn:aws:sns:us-east-1:111122223333:pager"
 
@@ -70,7 +76,7 @@ def _alarm(template: Template, name: str) -> dict[str, Any]:
 def both() -> tuple[ServiceMonitoring, Template]:
     """Endpoint and fleet with the defaults, plus an email subscription."""
     stack, bucket = _stack("Ranker")
-    endpoint = _endpoint(stack, bucket, invocations_per_instance=300)
+    endpoint = _endpoint(stack, bucket, scaling=EndpointScaling(invocations_per_instance=300))
     fleet = _fleet(stack, bucket, neuroncore_utilization_percent=60)
     monitoring = ServiceMonitoring(
         stack, "Monitoring", endpoint=endpoint, fleet=fleet, alarm_email="oncall@example.com"

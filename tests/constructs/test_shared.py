@@ -9,7 +9,8 @@ import pytest
 from aws_cdk import aws_iam as iam
 from aws_cdk.assertions import Match, Template
 
-from inf3kit.constructs import ModelArtifacts, ModelBundle, ServiceNetwork, waive_cfn_lint
+from inf3kit.constructs import ModelArtifacts, ModelBundle, ServiceNetwork
+from inf3kit.constructs.nag import waive_cfn_lint
 
 
 @pytest.fixture(scope="module")

@@ -24,8 +24,8 @@ endpoint = NeuronEndpoint(
     model_data=bundle(stack),
     image=EndpointImage.runtime(),
     vpc=vpc(stack),
-    min_instances=2,
-    max_instances=3,
+    min_capacity=2,
+    max_capacity=3,
     rollout=EndpointRollout.canary(50, bake_time=cdk.Duration.minutes(5)),
 )
 test = integ_test(app, "EndpointRollout", stack)
