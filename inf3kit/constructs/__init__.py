@@ -16,17 +16,20 @@ from inf3kit.constructs.endpoint_base import EndpointBase, MetricOptions  # noqa
 from inf3kit.constructs.endpoint_image import EndpointImage  # noqa: E402
 from inf3kit.constructs.endpoint_rollout import EndpointRollout  # noqa: E402
 from inf3kit.constructs.endpoint_scaling import EndpointScaling, ScaleDownSchedule  # noqa: E402
+from inf3kit.constructs.fleet_group import NO_FALLBACK_WARNING_ID  # noqa: E402
+from inf3kit.constructs.fleet_lifecycle import WarmPool  # noqa: E402
+from inf3kit.constructs.fleet_metrics import (  # noqa: E402
+    NEURON_METRIC_NAMESPACE,
+    NEURONCORE_UTILIZATION_METRIC,
+    FleetBase,
+)
 from inf3kit.constructs.hardware_checks import PROVISIONAL_WARNING_ID  # noqa: E402
 from inf3kit.constructs.model_artifacts import ModelArtifacts  # noqa: E402
 from inf3kit.constructs.network import ServiceNetwork  # noqa: E402
 from inf3kit.constructs.neuron_ami import FixedImage, NeuronAmi  # noqa: E402
 from inf3kit.constructs.neuron_endpoint import NeuronEndpoint  # noqa: E402
-from inf3kit.constructs.neuron_fleet import (  # noqa: E402
-    NEURON_METRIC_NAMESPACE,
-    NEURONCORE_UTILIZATION_METRIC,
-    NO_FALLBACK_WARNING_ID,
-    NeuronFleet,
-)
+from inf3kit.constructs.neuron_fleet import NeuronFleet  # noqa: E402
+from inf3kit.constructs.runtime_install import RuntimeWheel  # noqa: E402
 from inf3kit.constructs.runtime_settings import RuntimeSettings  # noqa: E402
 from inf3kit.constructs.service_monitoring import ServiceMonitoring  # noqa: E402
 from inf3kit.constructs.validation import ConstructError  # noqa: E402
@@ -45,6 +48,7 @@ __all__ = [
     "EndpointRollout",
     "EndpointScaling",
     "FixedImage",
+    "FleetBase",
     "MetricOptions",
     "ModelArtifacts",
     "ModelBundle",
@@ -55,7 +59,9 @@ __all__ = [
     "NeuronFleet",
     "PipelineImage",
     "RuntimeSettings",
+    "RuntimeWheel",
     "ScaleDownSchedule",
     "ServiceMonitoring",
     "ServiceNetwork",
+    "WarmPool",
 ]

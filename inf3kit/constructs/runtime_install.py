@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
+
+from aws_cdk import aws_s3 as s3
 
 NEURON_PIP_INDEX = "https://pip.repos.neuron.amazonaws.com"
 INSTALL_DIR = "/opt/inf3kit"
@@ -18,3 +22,26 @@ def default_runtime_requirements() -> tuple[str, ...]:
     except PackageNotFoundError:  # a source tree without installation
         pinned = "inf3kit[serve]"
     return (pinned, "torch-neuronx")
+
+
+@dataclass(frozen=True)
+class RuntimeWheel:
+    """An inf3kit wheel in S3 to install instead of the PyPI release (`bucket`, object `key`)."""
+
+    bucket: s3.IBucket
+    key: str
+
+    @property
+    def s3_url(self) -> str:
+        return f"s3://{self.bucket.bucket_name}/{self.key}"
+
+    @property
+    def file_name(self) -> str:
+        return self.key.rsplit("/", 1)[-1]
+
+    def requirements(self, local_path: str, requirements: Sequence[str]) -> tuple[str, ...]:
+        """`requirements` with inf3kit taken from the wheel downloaded to `local_path`."""
+        return (
+            f"{local_path}[serve]",
+            *(r for r in requirements if not r.startswith("inf3kit")),
+        )

@@ -8,7 +8,7 @@ from aws_cdk import CfnOutput, Duration
 from aws_cdk import aws_certificatemanager as acm
 from aws_cdk import aws_ec2 as ec2
 
-from inf3kit.constructs import FixedImage, NeuronAmi, NeuronAmiPipeline, NeuronFleet
+from inf3kit.constructs import FixedImage, NeuronAmi, NeuronAmiPipeline, NeuronFleet, WarmPool
 from inf3kit.spec import FleetSpec
 from inf3kit.stacks.serving import runtime_settings
 
@@ -36,8 +36,9 @@ def add_fleet(stack: ServiceStack, fleet: FleetSpec) -> NeuronFleet:
         port=serving.port,
         runtime=runtime_settings(serving),
         spot_percent=fleet.spot_percent,
-        warm_pool_min_size=fleet.warm_pool.min_size if fleet.warm_pool else None,
-        warm_pool_state=fleet.warm_pool.state if fleet.warm_pool else "stopped",
+        warm_pool=WarmPool(fleet.warm_pool.min_size, fleet.warm_pool.state)
+        if fleet.warm_pool
+        else None,
         requests_per_instance=fleet.scaling.requests_per_instance,
         neuroncore_utilization_percent=fleet.scaling.neuroncore_utilization_percent,
         drain=Duration.seconds(fleet.drain_seconds),

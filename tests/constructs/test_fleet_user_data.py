@@ -18,7 +18,7 @@ import pytest
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_s3 as s3
 
-from inf3kit.constructs import NeuronFleet
+from inf3kit.constructs import NeuronFleet, WarmPool
 
 STAND_INS = {
     "python3": """#!/bin/bash
@@ -50,7 +50,7 @@ def user_data() -> str:
         instance_types=["inf2.xlarge"],
         bundle_bucket=s3.Bucket.from_bucket_name(stack, "Models", "models-bucket"),
         bundle_key="ranker/model.tar.gz",
-        warm_pool_min_size=1,
+        warm_pool=WarmPool(min_size=1),
     )
     template = json.dumps(cdk.assertions.Template.from_stack(stack).to_json())
     (lt,) = [

@@ -17,8 +17,9 @@ from inf3kit.constructs import (
     PROVISIONAL_WARNING_ID,
     NeuronFleet,
     RuntimeSettings,
+    WarmPool,
 )
-from inf3kit.constructs.neuron_fleet import data_volume_discovery
+from inf3kit.constructs.fleet_user_data import data_volume_discovery
 
 CERT = "arn:aws:acm:us-east-1:111122223333:certificate/abc"
 
@@ -64,7 +65,7 @@ def stacks() -> dict[str, cdk.Stack]:
         stack,
         vpc,
         bucket,
-        warm_pool_min_size=2,
+        warm_pool=WarmPool(min_size=2),
         data_volume_size=cdk.Size.gibibytes(200),
         drain=cdk.Duration.seconds(60),
         startup_timeout=cdk.Duration.minutes(30),
@@ -777,7 +778,7 @@ def test_fails_when_min_is_greater_than_max() -> None:
 
 def test_fails_when_warm_pool_meets_mixed_instances_and_spot() -> None:
     assert _fails(
-        instance_types=["inf2.xlarge", "inf2.8xlarge"], spot_percent=50, warm_pool_min_size=1
+        instance_types=["inf2.xlarge", "inf2.8xlarge"], spot_percent=50, warm_pool=WarmPool()
     ) == (
         "NeuronFleet Fleet: 1 problem\n"
         "  - warm pool: cannot be combined with 2 instance types (a mixed instances policy) and "
@@ -787,7 +788,7 @@ def test_fails_when_warm_pool_meets_mixed_instances_and_spot() -> None:
 
 
 def test_fails_when_warm_pool_meets_spot() -> None:
-    assert _fails(spot_percent=20, warm_pool_min_size=1) == (
+    assert _fails(spot_percent=20, warm_pool=WarmPool()) == (
         "NeuronFleet Fleet: 1 problem\n"
         "  - warm pool: cannot be combined with spot_percent 20; AWS refuses a warm pool on such "
         "a group. Fix: drop the warm pool, or keep a single instance type with spot_percent 0"
@@ -795,7 +796,7 @@ def test_fails_when_warm_pool_meets_spot() -> None:
 
 
 def test_fails_when_warm_pool_would_hibernate_neuron_instances() -> None:
-    assert _fails(warm_pool_min_size=1, warm_pool_state="hibernated") == (
+    assert _fails(warm_pool=WarmPool(state="hibernated")) == (
         "NeuronFleet Fleet: 1 problem\n"
         "  - warm pool: state 'hibernated' needs an instance family that hibernates, and no "
         "Inferentia or Trainium family does (EC2 hibernation prerequisites). Fix: use state "
@@ -885,17 +886,12 @@ def test_fails_when_port_startup_drain_and_targets_are_out_of_range() -> None:
     )
 
 
-def test_fails_when_runtime_wheel_is_half_given_or_env_is_not_a_runtime_setting() -> None:
-    app = cdk.App()
-    _, _, bucket = _stack(app, "Wheel")
+def test_fails_when_env_is_not_a_runtime_setting() -> None:
     assert _fails(
-        runtime_wheel_bucket=bucket,
         extra_environment={"PATH": "/x", "INF3KIT_QUEUE_SIZE": "8"},
         runtime=RuntimeSettings(queue_size=0, max_delay=cdk.Duration.millis(1.5)),
     ) == (
-        "NeuronFleet Fleet: 5 problems\n"
-        "  - runtime_wheel_bucket and runtime_wheel_key go together. Fix: give "
-        "both, or neither to install the runtime from PyPI\n"
+        "NeuronFleet Fleet: 4 problems\n"
         "  - runtime.queue_size: got 0, must be >= 1. Fix: use 1 or more, or leave it unset\n"
         "  - runtime.max_delay: got 1.5 ms, must be a whole number of milliseconds >= 0. "
         "Fix: use Duration.millis(n) with a whole n >= 0, or leave it unset\n"

@@ -9,7 +9,7 @@ import aws_cdk as cdk
 from aws_cdk import integ_tests_alpha as integ
 from support import WAIT, allow, bundle, integ_test, vpc
 
-from inf3kit.constructs import NeuronFleet
+from inf3kit.constructs import NeuronFleet, WarmPool
 
 app = cdk.App()
 stack = cdk.Stack(app, "Inf3kitIntegFleetWarmPool")
@@ -23,7 +23,7 @@ fleet = NeuronFleet(
     bundle_key=model.object_key,
     min_capacity=1,
     max_capacity=2,
-    warm_pool_min_size=1,
+    warm_pool=WarmPool(min_size=1),
 )
 test = integ_test(app, "FleetWarmPool", stack)
 pool = test.assertions.aws_api_call(
