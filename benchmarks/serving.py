@@ -4,8 +4,12 @@ Sections, in one run:
   (a) serving efficiency against a SIMULATED accelerator (a benchmark instrument: each batch
       sleeps a fixed time and burns no host CPU, like a NeuronCore seen from the host), 1 and 4
       simulated cores, concurrency 1/16/64, plus the HTTP ceiling with a zero-time device;
-  (b) the demo model on this CPU: raw in-process throughput and served throughput/latency;
-  (c) dynamic batching on vs off at concurrency 16.
+  (b) the demo model on this CPU with the default settings: raw in-process throughput and
+      served throughput/latency at concurrency 1/16/64;
+  (c) dynamic batching on vs off at concurrency 16;
+  (d) a big host: 24 simulated cores served by one process and by several (INF3KIT_PROCESSES);
+  (e) server CPU microseconds per request (server CPU time / requests) for JSON, binary and
+      gRPC bodies: the host-independent cost of the serving path.
 
 Load comes from Triton's perf_analyzer when it can run (see docs/benchmarks.md for the
 install), else from an aiohttp client of ours; the report says which. The server is pinned to
@@ -80,10 +84,11 @@ def perf_analyzer_works() -> bool:
 
 
 class Server:
-    """`python -m inf3kit.runtime` pinned to SERVER_CPU, with metrics sampling."""
+    """`python -m inf3kit.runtime` pinned to ``cpus``, with metrics and CPU-time sampling."""
 
-    def __init__(self, bundle: Path, **env: str) -> None:
+    def __init__(self, bundle: Path, cpus: str = SERVER_CPU, **env: str) -> None:
         self.port = free_port()
+        self.grpc_port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         full_env = {
             **os.environ,
@@ -93,10 +98,13 @@ class Server:
             "INF3KIT_PORT": str(self.port),
             "INF3KIT_TORCH_THREADS": "1",
             "INF3KIT_LOG_LEVEL": "warning",
+            "INF3KIT_GRPC_PORT": str(self.grpc_port),
             **env,
         }
-        cmd = ["taskset", "-c", SERVER_CPU, sys.executable, "-m", "inf3kit.runtime", "serve"]
-        self.proc = subprocess.Popen(cmd, env=full_env, stderr=subprocess.DEVNULL)
+        cmd = ["taskset", "-c", cpus, sys.executable, "-m", "inf3kit.runtime", "serve"]
+        self.proc = subprocess.Popen(
+            cmd, env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             with contextlib.suppress(httpx.HTTPError):
@@ -119,6 +127,27 @@ class Server:
                 values[wanted[name]] = float(line.split()[-1])
         return values
 
+    def pids(self) -> list[int]:
+        """The server process and, with several processes, the ones it forked."""
+        pid = self.proc.pid
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        return [pid, *map(int, children)]
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time of every server process so far."""
+        total = 0
+        for pid in self.pids():
+            with contextlib.suppress(OSError):
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                total += int(fields[11]) + int(fields[12])
+        return total / os.sysconf("SC_CLK_TCK")
+
+    def answered(self) -> float:
+        for line in httpx.get(self.url + "/metrics").text.splitlines():
+            if line.startswith("inf3kit_request_success_total"):
+                return float(line.split()[-1])
+        return 0.0
+
     def stop(self) -> None:
         self.proc.send_signal(signal.SIGTERM)
         try:
@@ -138,15 +167,22 @@ def device_figures(
 
 
 def run_perf_analyzer(
-    server: Server, model: str, concurrency: int, seconds: float, workers: int
+    server: Server,
+    model: str,
+    concurrency: int,
+    seconds: float,
+    workers: int,
+    protocol: str = "http",
+    client_cpus: str = CLIENT_CPU,
 ) -> Result:
     """perf_analyzer at one concurrency; a run too noisy to stabilise is retried looser once."""
     for window, stability in ((seconds, 25), (2 * seconds, 50)):
         with tempfile.TemporaryDirectory() as tmp:
             report = Path(tmp) / "report.csv"
             cmd = [
-                "taskset", "-c", CLIENT_CPU, str(PERF_BIN), "-m", model, "-i", "http",
-                "-u", f"127.0.0.1:{server.port}", "--concurrency-range", str(concurrency),
+                "taskset", "-c", client_cpus, str(PERF_BIN), "-m", model, "-i", protocol,
+                "-u", f"127.0.0.1:{server.grpc_port if protocol == 'grpc' else server.port}",
+                "--concurrency-range", str(concurrency),
                 "--measurement-interval", str(int(window * 1000)), "--max-trials", "8",
                 "-s", str(stability), "-f", str(report),
             ]  # fmt: skip
@@ -200,9 +236,14 @@ async def _aiohttp_load(url: str, model: str, concurrency: int, seconds: float) 
 
 
 def run_aiohttp(
-    server: Server, model: str, concurrency: int, seconds: float, workers: int
+    server: Server,
+    model: str,
+    concurrency: int,
+    seconds: float,
+    workers: int,
+    client_cpus: str = CLIENT_CPU,
 ) -> Result:
-    os.sched_setaffinity(0, {int(CLIENT_CPU)})
+    os.sched_setaffinity(0, {int(c) for c in client_cpus.split(",")})
     before, started = server.counters(), time.monotonic()
     result = asyncio.run(_aiohttp_load(server.url, model, concurrency, seconds))
     result.utilisation, result.avg_batch = device_figures(
@@ -212,10 +253,17 @@ def run_aiohttp(
 
 
 def measure(
-    server: Server, model: str, c: int, seconds: float, loadgen: str, workers: int
+    server: Server,
+    model: str,
+    c: int,
+    seconds: float,
+    loadgen: str,
+    workers: int,
+    client_cpus: str = CLIENT_CPU,
 ) -> Result:
-    runner = run_perf_analyzer if loadgen == "perf_analyzer" else run_aiohttp
-    return runner(server, model, c, seconds, workers)
+    if loadgen == "perf_analyzer":
+        return run_perf_analyzer(server, model, c, seconds, workers, client_cpus=client_cpus)
+    return run_aiohttp(server, model, c, seconds, workers, client_cpus)
 
 
 def raw_throughput(bundle: Path, batch: int, seconds: float = 3.0) -> float:
@@ -318,6 +366,81 @@ def section_c(bundle: Path, seconds: float, loadgen: str, on_cpu: Result) -> Non
     )
 
 
+SEVERAL = [(4, "2", 64, SIM_MS), (24, "1", 512, 100.0), (24, None, 512, 100.0)]
+"""(simulated cores, INF3KIT_PROCESSES or None for automatic, concurrency, ms per batch) for
+section (d). 24 cores use 100 ms batches (3,840 req/s ideal): at 30 ms they would need 12,800
+req/s, more than this 2-vCPU machine can serve and generate at once with any process count."""
+
+
+def server_processes(server: Server) -> int:
+    """Serving processes: the server and its forked servers, not its body-parsing helpers."""
+    count = 0
+    for pid in server.pids():
+        with contextlib.suppress(OSError):
+            count += b"inf3kit.runtime" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    return max(1, count - 1) if count > 1 else 1
+
+
+def section_d(bundle: Path, seconds: float, loadgen: str) -> None:
+    print(
+        f"\n(d) several processes: simulated cores, batches of {BATCH}; server and load generator "
+        "share CPUs 0-1; CPU us/req = server CPU time / requests"
+    )
+    head = ("cores", "ms/batch", "processes", "conc", "req/s", "%ideal", "util", "avg batch")
+    print("    " + " ".join(f"{h:>10}" for h in (*head, "p99 ms", "CPU us/req")))
+    for cores, processes, c, ms in SEVERAL:
+        ideal = cores * BATCH / (ms / 1000)
+        extra = {"INF3KIT_PROCESSES": processes} if processes else {}
+        server = Server(
+            bundle,
+            cpus="0,1",
+            INF3KIT_SIMULATED_DEVICE_MS=str(ms),
+            INF3KIT_WORKERS=str(cores),
+            **extra,
+        )
+        try:
+            count = server_processes(server)
+            cpu, answered = server.cpu_seconds(), server.answered()
+            r = measure(server, "sentiment", c, seconds, loadgen, cores, "0,1")
+            us = 1e6 * (server.cpu_seconds() - cpu) / max(1.0, server.answered() - answered)
+            row = (
+                f"{cores}", f"{ms:g}", f"{count}{'' if processes else ' (auto)'}", f"{c}",
+                f"{r.throughput:.0f}", f"{100 * r.throughput / ideal:.1f}%",
+                f"{100 * (r.utilisation or 0):.1f}%", f"{r.avg_batch or 0:.2f}",
+                f"{r.p99_ms:.1f}", f"{us:.0f}",
+            )  # fmt: skip
+            print("    " + " ".join(f"{v:>10}" for v in row))
+        finally:
+            server.stop()
+
+
+def section_e(bundle: Path, seconds: float, loadgen: str) -> None:
+    print(
+        "\n(e) server CPU per request (CPU time of the server process / requests answered), "
+        "zero-time simulated device, 4 workers, concurrency 16, server on CPU 0"
+    )
+    server = Server(bundle, INF3KIT_SIMULATED_DEVICE_MS="0", INF3KIT_WORKERS="4")
+    try:
+        runs = [("JSON body (aiohttp client)", "json")]
+        if loadgen == "perf_analyzer":
+            runs += [
+                ("binary tensors, HTTP (perf_analyzer)", "http"),
+                ("gRPC (perf_analyzer)", "grpc"),
+            ]
+        else:
+            print("    binary and gRPC need perf_analyzer (see docs/benchmarks.md); not measured")
+        for label, kind in runs:
+            cpu, answered = server.cpu_seconds(), server.answered()
+            if kind == "json":
+                r = run_aiohttp(server, "sentiment", 16, seconds, 4)
+            else:
+                r = run_perf_analyzer(server, "sentiment", 16, seconds, 4, protocol=kind)
+            us = 1e6 * (server.cpu_seconds() - cpu) / max(1.0, server.answered() - answered)
+            print(f"    {label:<38} {us:6.1f} us/request ({r.throughput:.0f} req/s)")
+    finally:
+        server.stop()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="shorter windows (noisier)")
@@ -345,6 +468,8 @@ def main() -> None:
         section_a(bundle, seconds, loadgen)
         on_cpu = section_b(bundle, seconds, loadgen)
         section_c(bundle, seconds, loadgen, on_cpu)
+        section_d(bundle, seconds, loadgen)
+        section_e(bundle, seconds, loadgen)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
