@@ -267,6 +267,15 @@ def test_a_short_content_length_answers_the_request_then_refuses_the_rest(
     assert answers[2].json() == {"error": "malformed HTTP request: Invalid method encountered"}
 
 
+def test_expect_100_continue_is_answered_before_the_body(strict: ServerProcess) -> None:
+    head = post(ECHO, BODY, "Expect: 100-continue")[: -len(BODY)]
+    with connect(strict) as sock:
+        sock.sendall(head)
+        assert sock.recv(100) == b"HTTP/1.1 100 Continue\r\n\r\n"
+        sock.sendall(BODY)
+        assert read_one(sock).status == 200
+
+
 def test_a_half_closed_client_still_gets_every_answer(strict: ServerProcess) -> None:
     answers = exchange(strict, PING + post(ECHO, BODY) + PING, half_close=True)
     assert [a.status for a in answers] == [200, 200, 200]
