@@ -74,7 +74,7 @@ class ServiceStage(Stage):
         output = self.service.node.try_find_child("EndpointName")
         if isinstance(output, CfnOutput):
             self.endpoint_name = output
-        endpoint = self.service.node.try_find_child("Endpoint")
+        endpoint = self.service.endpoint
         if smoke_test_principal and endpoint is not None and self.endpoint_name is not None:
             self.smoke_role_name = f"{self.service.stack_name}-smoke-test"[:64]
             role = iam.Role(
@@ -85,7 +85,7 @@ class ServiceStage(Stage):
                 description="the delivery pipeline's smoke test: invoke this endpoint only",
                 max_session_duration=Duration.hours(1),
             )
-            endpoint.grant_invoke(role)  # type: ignore[attr-defined]
+            endpoint.grant_invoke(role)
             self.smoke_role_arn = CfnOutput(self.service, "SmokeTestRoleArn", value=role.role_arn)
 
 

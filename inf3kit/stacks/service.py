@@ -6,7 +6,13 @@ from aws_cdk import CfnOutput, Environment, Stack, Tags
 from aws_cdk import aws_ec2 as ec2
 from constructs import Construct
 
-from inf3kit.constructs import ModelArtifacts, ModelBundle, ServiceNetwork
+from inf3kit.constructs import (
+    ModelArtifacts,
+    ModelBundle,
+    NeuronEndpoint,
+    NeuronFleet,
+    ServiceNetwork,
+)
 from inf3kit.spec import LoadedSpec
 from inf3kit.stacks.endpoint import add_endpoint
 from inf3kit.stacks.fleet import add_fleet
@@ -60,6 +66,10 @@ class ServiceStack(Stack):
         CfnOutput(self, "ArtifactBucketName", value=self.artifacts.bucket.bucket_name)
         CfnOutput(self, "ModelDataUrl", value=self.bundle.s3_url)
 
-        endpoint = add_endpoint(self, spec.endpoint) if spec.endpoint is not None else None
-        fleet = add_fleet(self, spec.fleet) if spec.fleet is not None else None
-        self.monitoring = add_monitoring(self, spec.monitoring, endpoint, fleet)
+        self.endpoint: NeuronEndpoint | None = (
+            add_endpoint(self, spec.endpoint) if spec.endpoint is not None else None
+        )
+        self.fleet: NeuronFleet | None = (
+            add_fleet(self, spec.fleet) if spec.fleet is not None else None
+        )
+        self.monitoring = add_monitoring(self, spec.monitoring, self.endpoint, self.fleet)
