@@ -12,6 +12,8 @@ import asyncio
 import logging
 import multiprocessing
 import os
+import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -33,9 +35,18 @@ round trip to the helper would cost more than it saves."""
 _schema: Schema | None = None  # in the helper process only
 
 
-def _init(manifest_json: str, max_batch_size: int) -> None:
+def _init(manifest_json: str, max_batch_size: int, parent: int) -> None:
     global _schema
     _schema = Schema(parse_manifest(manifest_json), max_batch_size)
+    threading.Thread(target=_exit_with, args=(parent,), daemon=True).start()
+
+
+def _exit_with(parent: int) -> None:
+    """Stop when the server is gone: a server killed outright never shuts its pool down, and
+    the helper, which holds both ends of its own work queue, would otherwise wait forever."""
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(0)
 
 
 def _pid() -> int:
@@ -58,7 +69,7 @@ class Offloader:
     """One helper process (spawned, so no thread state is forked) with the model's schema."""
 
     def __init__(self, manifest: Manifest, max_batch_size: int) -> None:
-        self._args = (manifest.to_json(), max_batch_size)
+        self._args = (manifest.to_json(), max_batch_size, os.getpid())
         self._pool = self._new_pool()
 
     def _new_pool(self) -> ProcessPoolExecutor:

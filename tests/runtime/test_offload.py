@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import signal
 import statistics
 import threading
 import time
@@ -74,3 +75,33 @@ def test_large_bodies_are_parsed_in_another_process_while_ping_answers(
 
     assert len(pings) > 10
     assert max(pings) < statistics.median(t for _, t in big) / 4, (max(pings), big)
+
+
+def alive(pid: int) -> bool:
+    """Running or sleeping (a zombie waiting for its new parent to reap it has exited)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "State:\tZ" not in status
+
+
+def test_the_helper_process_exits_when_the_server_is_killed(
+    demo_bundle: Path, tmp_path: Path
+) -> None:
+    server = ServerProcess(demo_bundle, tmp_path / "server.log")
+    try:
+        server.wait_ready()
+        deadline = time.monotonic() + 30
+        while (found := re.search(r"parsed in helper process (\d+)", server.log())) is None:
+            assert time.monotonic() < deadline, server.log()
+            time.sleep(0.05)
+        helper = int(found.group(1))
+        server.proc.send_signal(signal.SIGKILL)  # no shutdown runs
+        server.proc.wait()
+        deadline = time.monotonic() + 30
+        while alive(helper):
+            assert time.monotonic() < deadline, "the helper outlived its server"
+            time.sleep(0.1)
+    finally:
+        server.stop()
