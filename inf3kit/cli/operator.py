@@ -1,4 +1,4 @@
-"""Operator commands: validate, synth, catalog, deploy, destroy, demo, local."""
+"""Operator commands: validate, synth, catalog, preflight, deploy, destroy, demo, local."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from inf3kit.catalog import CatalogError, load_catalog
-from inf3kit.spec import Spec
+from inf3kit.spec import LoadedSpec
 
 if TYPE_CHECKING:
     from inf3kit.stacks import SynthResult
@@ -188,7 +188,7 @@ def deploy(
 
     outdir = assembly_dir(output, loaded)
     if not local:
-        _preflight(loaded.spec)
+        _run_preflight(loaded, None, None, None, outdir)
         approval = ["--require-approval", "never"] if yes else []
         _run_cdk_on_aws(["deploy", "--all", *approval], spec, outdir)
         return
@@ -218,20 +218,79 @@ def deploy(
     )
 
 
-def _preflight(spec: Spec) -> None:
-    """Stop before the CDK CLI runs when the deployed state already decides the deploy fails."""
+@app.command(rich_help_panel=PANEL)
+def preflight(
+    spec: SpecArg,
+    region: Annotated[
+        str | None, typer.Option(help="check this region (default: each stage's, or yours)")
+    ] = None,
+    local: LocalFlag = False,
+    output: OutOption = None,
+) -> None:
+    """Ask the account whether a deploy can run: offerings, quotas, AMI, bundle, image,
+    bootstrap. Print every problem with its fix, and what could not be checked (exit 1 if any)."""
+    loaded = load_or_exit(spec)
+    endpoint_url = None
+    session = None
+    if local:
+        from inf3kit.deploy import running
+        from inf3kit.deploy.emulator import REGION
+
+        aws = running()
+        if aws is None:
+            print_error("no local AWS emulator runs", "start one: `inf3kit deploy SPEC --local`")
+            raise typer.Exit(1)
+        session, endpoint_url = aws.session(region or REGION), aws.endpoint
+    outdir = assembly_dir(output, loaded)
+    _run_preflight(loaded, region, session, endpoint_url, outdir, show_checked=True)
+    console.print("[green]preflight passed[/]: nothing found that would fail the deploy")
+
+
+def _run_preflight(
+    loaded: LoadedSpec,
+    region: str | None,
+    session: object | None,
+    endpoint_url: str | None,
+    outdir: Path,
+    *,
+    show_checked: bool = False,
+) -> None:
+    """Run the preflight, print what it could not check and its problems; exit 1 on problems."""
     import boto3
 
-    from inf3kit.preflight import instance_type_change_problems
+    from inf3kit.preflight import PreflightError, run
 
     try:
-        problems = instance_type_change_problems(spec, boto3.Session())
-    except (BotoCoreError, ClientError) as exc:
-        print_error("preflight skipped, cannot read the account", exc)
-        return
-    if problems:
-        for problem in problems:
-            print_error("preflight", problem)
+        report = run(
+            loaded,
+            session or boto3.Session(),
+            region,
+            endpoint_url=endpoint_url,
+            assembly_dir=outdir,
+        )
+    except PreflightError as exc:
+        print_error("preflight", exc)
+        raise typer.Exit(1) from None
+    for note in report.checked if show_checked else ():
+        console.print(Text.assemble(("checked ", "green"), str(note)), highlight=False)
+    for note in report.unchecked:
+        err.print(Text.assemble(("not checked ", "yellow"), str(note)), highlight=False)
+    for problem in report.problems:
+        err.print(
+            Text.assemble(
+                ("problem ", "bold red"),
+                f"{problem.check} ({problem.region}): {problem.message}\n",
+                ("  fix: ", "bold"),
+                problem.fix,
+            ),
+            highlight=False,
+        )
+    if not report.ok:
+        err.print(
+            f"{len(report.problems)} problem(s) would fail the deploy; fix them and run "
+            "`inf3kit preflight` again",
+            highlight=False,
+        )
         raise typer.Exit(1)
 
 

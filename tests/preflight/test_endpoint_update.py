@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import boto3
-import pytest
-from moto import mock_aws
 
-from inf3kit.preflight import instance_type_change_problems
-from inf3kit.spec import parse_spec
+from inf3kit.preflight import endpoint_update
+from tests.preflight.conftest import context
 
 SPEC = """\
 name: ranker
@@ -18,12 +14,6 @@ model:
 endpoint:
   instance_type: ml.inf2.xlarge
 """
-
-
-@pytest.fixture
-def session() -> Iterator[boto3.Session]:
-    with mock_aws():
-        yield boto3.Session(region_name="us-east-1")
 
 
 def _deployed(session: boto3.Session, instance_type: str, *, autoscaled: bool) -> None:
@@ -57,19 +47,27 @@ def test_fails_when_an_autoscaled_endpoint_would_change_its_instance_type(
     session: boto3.Session,
 ) -> None:
     _deployed(session, "ml.c5.large", autoscaled=True)
-    assert instance_type_change_problems(parse_spec(SPEC).spec, session) == [
-        "endpoint ranker runs ml.c5.large with autoscaling, and SageMaker refuses to change the "
-        "instance type of an autoscaled variant (to ml.inf2.xlarge). Fix, in two deploys: (1) "
-        "keep instance_type ml.c5.large, set endpoint.instances.max to instances.min and remove "
-        "scaling.schedule, deploy (the scalable target is deregistered); (2) set instance_type "
-        "ml.inf2.xlarge, restore max and the schedule, deploy again"
+    ctx = context(session, SPEC)
+    endpoint_update.check(ctx)
+    assert [str(p) for p in ctx.report.problems] == [
+        "endpoint update (us-east-1): endpoint ranker runs ml.c5.large with autoscaling, and "
+        "SageMaker refuses to change the instance type of an autoscaled variant (to "
+        "ml.inf2.xlarge). Fix: in two deploys: (1) keep instance_type ml.c5.large, set "
+        "endpoint.instances.max to instances.min and remove scaling.schedule, deploy (the "
+        "scalable target is deregistered); (2) set instance_type ml.inf2.xlarge, restore max "
+        "and the schedule, deploy again"
     ]
 
 
 def test_a_deregistered_endpoint_may_change_its_instance_type(session: boto3.Session) -> None:
     _deployed(session, "ml.c5.large", autoscaled=False)
-    assert instance_type_change_problems(parse_spec(SPEC).spec, session) == []
+    ctx = context(session, SPEC)
+    endpoint_update.check(ctx)
+    assert ctx.report.problems == []
 
 
 def test_a_first_deploy_has_nothing_to_compare(session: boto3.Session) -> None:
-    assert instance_type_change_problems(parse_spec(SPEC).spec, session) == []
+    ctx = context(session, SPEC)
+    endpoint_update.check(ctx)
+    assert ctx.report.problems == []
+    assert ctx.report.checked[0].text == "endpoint ranker is not deployed yet: nothing to compare"
