@@ -109,7 +109,22 @@ def from_json_data(data: object, datatype: str, *, bools_possible: bool = True) 
         _raise_first(data, raw, lambda v: type(v) not in numbers, "is not a number")
         # Only Python ints beyond 64 bits remain (numpy keeps them as objects): out of range.
         _raise_first(data, raw, lambda v: not _fits_int(v, datatype), _outside(datatype))
+    integer = NUMPY_DTYPES[datatype].kind in "iu" and datatype != "BF16"
+    # numpy reads a mix of large integers as floats, losing digits: convert those exactly.
+    if integer and kind == "f" and raw.size and np.abs(raw).max() >= 2**53:
+        return _exact_integers(data, raw, datatype)
     return check_cast(raw, datatype, data)
+
+
+def _exact_integers(data: object, raw: np.ndarray, datatype: str) -> np.ndarray:
+    """Convert integers beyond float precision exactly (the rare path: a Python pass)."""
+
+    def integral(v: object) -> bool:
+        return type(v) is int or (type(v) is float and v.is_integer())
+
+    _raise_first(data, raw, lambda v: not integral(v), "is not an integer")
+    _raise_first(data, raw, lambda v: not _fits_int(int(v), datatype), _outside(datatype))  # type: ignore[call-overload]
+    return np.asarray(data, dtype=object).astype(NUMPY_DTYPES[datatype])
 
 
 def check_cast(raw: np.ndarray, datatype: str, data: object = None) -> np.ndarray:

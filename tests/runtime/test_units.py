@@ -19,7 +19,7 @@ from inf3kit.runtime import commands, hardware, server
 from inf3kit.runtime.bundle import open_bundle, pack_bundle, verify_bundle
 from inf3kit.runtime.commands import compile_bundle
 from inf3kit.runtime.compile import CompileError, parse_tensor_arg
-from inf3kit.runtime.datatypes import bf16_bits, bf16_to_float32
+from inf3kit.runtime.datatypes import ValueProblem, bf16_bits, bf16_to_float32, from_json_data
 from inf3kit.runtime.hardware import (
     CORES_PER_DEVICE,
     PHYSICAL_CORES_PER_DEVICE,
@@ -385,3 +385,37 @@ def test_parse_tensor_arg_accepts_both_shape_spellings() -> None:
 def test_bf16_round_trip() -> None:
     values = np.array([1.0, -2.5, 3.140625, 0.0], dtype=np.float32)
     np.testing.assert_array_equal(bf16_to_float32(bf16_bits(values)), values)
+
+
+@pytest.mark.parametrize(
+    ("data", "datatype", "message"),
+    [
+        ([1.0, 70000.0], "FP16", "value 70000.0 at position 1 is outside the FP16 range"),
+        ([3.4e38], "BF16", "value 3.4e+38 at position 0 is outside the BF16 range"),
+        ([0, 2**64], "UINT64", "value 18446744073709551616 at position 1 is outside the UINT64"),
+        ([-1, 2**63], "UINT64", "value -1 at position 0 is outside the UINT64 range"),
+        ([2**63], "INT64", "value 9223372036854775808 at position 0 is outside the INT64 range"),
+        ([9.3e18], "INT64", "value 9.3e+18 at position 0 is outside the INT64 range"),
+        ([True, 1], "BOOL", "value 1 at position 1 is not a boolean"),
+        (
+            [[1.0, "x" * 60]],
+            "FP32",
+            "value 'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx... at position [0, 1]",
+        ),
+    ],
+)
+def test_fails_when_a_json_value_does_not_fit_its_datatype(
+    data: list[object], datatype: str, message: str
+) -> None:
+    with pytest.raises(ValueProblem) as err:
+        from_json_data(data, datatype)
+    assert str(err.value).startswith(message)
+
+
+def test_json_values_at_the_edges_of_their_datatype_convert_exactly() -> None:
+    assert from_json_data([2**64 - 1, 0], "UINT64").tolist() == [2**64 - 1, 0]
+    assert from_json_data([[2**63 + 1], [1]], "UINT64").tolist() == [[2**63 + 1], [1]]
+    assert from_json_data([-(2**63), 2**63 - 1], "INT64").tolist() == [-(2**63), 2**63 - 1]
+    assert from_json_data([2.0, 3], "INT32").tolist() == [2, 3]
+    assert from_json_data([True, False], "BOOL").tolist() == [True, False]
+    assert from_json_data([[65504.0]], "FP16").tolist() == [[65504.0]]
