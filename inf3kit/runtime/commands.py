@@ -74,7 +74,7 @@ def serve(**overrides: Any) -> int:
 
     settings = load_settings(**overrides)
     if settings.log_level == "trace":
-        logging.addLevelName(LOG_LEVELS["trace"], "TRACE")  # uvicorn's level, unknown to logging
+        logging.addLevelName(LOG_LEVELS["trace"], "TRACE")  # 5, below debug; unknown to logging
     logging.basicConfig(
         level=LOG_LEVELS[settings.log_level],
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -65,7 +65,7 @@ def _float(value: str) -> float:
 LOG_LEVELS: dict[str, int] = {
     "critical": 50, "error": 40, "warning": 30, "info": 20, "debug": 10, "trace": 5,
 }  # fmt: skip
-"""The levels uvicorn accepts, with their :mod:`logging` numbers (``trace`` is uvicorn's 5)."""
+"""The accepted levels with their :mod:`logging` numbers (``trace`` is 5, below ``debug``)."""
 
 
 def _log_level(value: str) -> str:

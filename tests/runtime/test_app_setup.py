@@ -1,6 +1,6 @@
 """Start-up and shutdown of the ASGI app in-process: the unpacked bundle copy, fatal setup errors.
 
-The lifespan is driven by hand (no uvicorn, no port), so each test sees exactly one start and
+The lifespan is driven by hand (no server, no port), so each test sees exactly one start and
 one shutdown; nothing here waits on a clock.
 """
 

@@ -261,7 +261,7 @@ def test_fails_when_the_log_level_is_unknown() -> None:
         ("trace", "trace", 5),
     ],
 )
-def test_log_level_reaches_logging_and_uvicorn(
+def test_log_level_reaches_logging_and_the_server(
     monkeypatch: pytest.MonkeyPatch, raw: str, level: str, number: int
 ) -> None:
     seen: dict[str, object] = {}
@@ -271,7 +271,7 @@ def test_log_level_reaches_logging_and_uvicorn(
     monkeypatch.delenv("INF3KIT_NEURON_CORES", raising=False)
     assert commands.serve() == 0
     assert seen["level"] == number
-    assert seen["settings"].log_level == level  # type: ignore[attr-defined]  # uvicorn's name
+    assert seen["settings"].log_level == level  # type: ignore[attr-defined]  # the server's name
     assert logging.getLevelName(number) == level.upper()
 
 
