@@ -49,7 +49,7 @@ typecheck: setup
 	$(VENV)/bin/mypy
 
 test: lint typecheck
-	$(VENV)/bin/pytest -n 2 --dist loadgroup -q
+	$(VENV)/bin/pytest -n 2 --dist loadfile -q
 
 # Deploys into the account of your AWS credentials and costs money (Inferentia2 instances and
 # an endpoint for up to an hour per app). INTEG_APPS=integ_fleet_fallback.py runs one.

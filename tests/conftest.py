@@ -1,7 +1,7 @@
-"""Session-wide fixtures: the demo bundle, and every example spec synthesized once.
+"""Session-wide fixtures: the demo bundle, and every example spec synthesized once per worker.
 
-Tests that use `synthesized` share one xdist worker (group "examples"), so the examples are
-synthesized once per run rather than once per worker.
+`make test` distributes whole files (`--dist loadfile`), so a module's fixtures (a local deploy,
+the examples) are built once per worker that runs it, not once per test.
 """
 
 from __future__ import annotations
@@ -18,12 +18,6 @@ if TYPE_CHECKING:
 REPO = Path(__file__).resolve().parent.parent
 DEMO_ARCHIVE = REPO / "build" / "demo" / "model.tar.gz"
 EXAMPLES = sorted((REPO / "examples").glob("*.yaml"))
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if "synthesized" in getattr(item, "fixturenames", ()):
-            item.add_marker(pytest.mark.xdist_group("examples"))
 
 
 @pytest.fixture(scope="session")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -27,8 +28,10 @@ from inf3kit.constructs.nag import acknowledge, waive_cfn_lint
 from inf3kit.constructs.runtime_install import (
     INSTALL_DIR,
     NEURON_PIP_INDEX,
+    RuntimeWheel,
     default_runtime_requirements,
 )
+from inf3kit.constructs.runtime_wheel import IndexInstall, resolve_runtime_wheel
 from inf3kit.constructs.validation import raise_if_problems
 from inf3kit.rules import IMAGE_BUILD_SCHEDULE, cron_problems
 
@@ -104,8 +107,7 @@ class NeuronAmiPipeline(Construct):
         neuron_packages: Mapping[str, str] | None = None,
         runtime_requirements: Sequence[str] | None = None,
         pip_extra_index_url: str | None = NEURON_PIP_INDEX,
-        runtime_wheel_bucket: s3.IBucket | None = None,
-        runtime_wheel_key: str | None = None,
+        runtime_wheel: RuntimeWheel | IndexInstall | None = None,
         vpc: ec2.IVpc | None = None,
         key: kms.IKey | None = None,
         logs_bucket: s3.IBucket | None = None,
@@ -137,8 +139,9 @@ class NeuronAmiPipeline(Construct):
         :param runtime_requirements: what pip installs into /opt/inf3kit/venv. Default:
             `inf3kit[serve]` at this library's version, plus `torch-neuronx`.
         :param pip_extra_index_url: Default: the AWS Neuron pip repository; None uses PyPI only.
-        :param runtime_wheel_bucket: with `runtime_wheel_key`, install inf3kit from this wheel
-            instead of PyPI (the build instance may read that object only). Default: PyPI.
+        :param runtime_wheel: install inf3kit from this wheel in S3 (the build instance may read
+            that object only). Default: this inf3kit's own wheel, built at synthesis and
+            uploaded as an asset of the stack; `"index"` installs from the package index.
         :param vpc: build in its first private subnet with egress, with a security group that
             allows no inbound traffic. Default: the account's default VPC and security group.
         :param key: encrypts the image's volumes (and so the AMI's snapshots), the components
@@ -167,7 +170,6 @@ class NeuronAmiPipeline(Construct):
             parameter_name=parameter_name,
             neuron_sdk=neuron_sdk,
             neuron_packages=neuron_packages,
-            runtime_wheel=(runtime_wheel_bucket, runtime_wheel_key),
             schedule=schedule,
             test_timeout_minutes=test_timeout_minutes,
             catalog=catalog,
@@ -220,7 +222,8 @@ class NeuronAmiPipeline(Construct):
                 iam.ManagedPolicy.from_aws_managed_policy_name("EC2InstanceProfileForImageBuilder"),
             ],
         )
-        self._grant(logs_prefix, runtime_wheel_bucket, runtime_wheel_key)
+        wheel = resolve_runtime_wheel(self, runtime_wheel)
+        self._grant(logs_prefix, wheel)
         self.instance_profile = iam.CfnInstanceProfile(
             self, "InstanceProfile", roles=[self.role.role_name]
         )
@@ -232,7 +235,7 @@ class NeuronAmiPipeline(Construct):
                 packages,
                 requirements,
                 pip_extra_index_url,
-                _wheel_url(runtime_wheel_bucket, runtime_wheel_key),
+                wheel,
             ),
         )
         self.test_component = self._component(
@@ -377,9 +380,7 @@ class NeuronAmiPipeline(Construct):
 
     # --- helpers ---------------------------------------------------------------------------
 
-    def _grant(
-        self, logs_prefix: str, wheel_bucket: s3.IBucket | None, wheel_key: str | None
-    ) -> None:
+    def _grant(self, logs_prefix: str, wheel: RuntimeWheel | None) -> None:
         self.role.add_to_policy(
             iam.PolicyStatement(
                 sid="WriteBuildLogs",
@@ -395,8 +396,8 @@ class NeuronAmiPipeline(Construct):
                     resources=[self.logs_bucket.encryption_key.key_arn],
                 )
             )
-        if wheel_bucket is not None and wheel_key is not None:
-            wheel_bucket.grant_read(self.role, wheel_key)
+        if wheel is not None:
+            wheel.bucket.grant_read(self.role, wheel.key)
 
     def _component(
         self, id: str, description: str, document: dict[str, Any]
@@ -407,7 +408,9 @@ class NeuronAmiPipeline(Construct):
             id,
             name=_name(self, id),
             platform="Linux",
-            version=_version(data),
+            # Hashed resolved: a token's text (the wheel asset's bucket) varies by construction
+            # order, its CloudFormation form does not.
+            version=_version(json.dumps(Stack.of(self).resolve(data), sort_keys=True)),
             description=description,
             data=data,
             kms_key_id=self.key.key_arn,
@@ -447,7 +450,7 @@ def _build_document(
     packages: Mapping[str, str],
     requirements: tuple[str, ...],
     index_url: str | None,
-    wheel_url: str | None,
+    wheel: RuntimeWheel | None,
 ) -> dict[str, Any]:
     pins = " ".join(f"'{name}={ver}*'" for name, ver in packages.items())
     venv = f"{INSTALL_DIR}/venv"
@@ -480,19 +483,16 @@ def _build_document(
             },
         },
     ]
-    if wheel_url is not None:
-        wheel_path = f"{INSTALL_DIR}/wheels/{wheel_url.rsplit('/', 1)[-1]}"
+    if wheel is not None:
+        wheel_path = f"{INSTALL_DIR}/wheels/{wheel.file_name}"
         steps.append(
             {
                 "name": "DownloadRuntimeWheel",
                 "action": "S3Download",
-                "inputs": [{"source": wheel_url, "destination": wheel_path}],
+                "inputs": [{"source": wheel.s3_url, "destination": wheel_path}],
             }
         )
-        requirements = (
-            f"{wheel_path}[serve]",
-            *(r for r in requirements if not r.startswith("inf3kit")),
-        )
+        requirements = wheel.requirements(wheel_path, requirements)
     steps.append(
         {
             "name": "InstallRuntime",
@@ -576,12 +576,6 @@ def _test_document(packages: Mapping[str, str]) -> dict[str, Any]:
     }
 
 
-def _wheel_url(bucket: s3.IBucket | None, key: str | None) -> str | None:
-    if bucket is None or key is None:
-        return None
-    return f"s3://{bucket.bucket_name}/{key}"
-
-
 def _name(scope: Construct, suffix: str) -> str:
     """A stable, account-unique Image Builder name (letters, digits and dashes)."""
     return Names.unique_resource_name(scope, max_length=100, separator="-") + "-" + suffix
@@ -591,8 +585,7 @@ def _version(*parts: str) -> str:
     """A semantic version derived from the content, so a change is a new version.
 
     Image Builder components and recipes are immutable per name and version: CloudFormation
-    replaces them on any change, and the replacement must not reuse the old version. Tokens are
-    hashed by their unresolved text, which is stable for a given construct tree.
+    replaces them on any change, and the replacement must not reuse the old version.
     """
     digest = hashlib.sha256("\0".join(parts).encode()).hexdigest()
     return f"1.0.{int(digest[:7], 16)}"
@@ -616,7 +609,6 @@ def _validate(
     parameter_name: str | None,
     neuron_sdk: str,
     neuron_packages: Mapping[str, str] | None,
-    runtime_wheel: tuple[s3.IBucket | None, str | None],
     schedule: str | None,
     test_timeout_minutes: int,
     catalog: Catalog,
@@ -713,12 +705,6 @@ def _validate(
             f"parameter_name {parameter_name!r} must be an SSM parameter path of letters, "
             "digits and _.-/ starting with '/' (not /aws or /ssm). "
             "Fix: e.g. '/inf3kit/ami/ranker'"
-        )
-    wheel_bucket, wheel_key = runtime_wheel
-    if (wheel_bucket is None) != (wheel_key is None):
-        problems.append(
-            "runtime_wheel_bucket and runtime_wheel_key go together. Fix: give both, or neither "
-            "to install the runtime from PyPI"
         )
     if schedule is not None and not Token.is_unresolved(schedule):
         problems += [f"schedule: {p}" for p in cron_problems(schedule, DEFAULT_SCHEDULE)]

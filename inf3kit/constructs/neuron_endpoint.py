@@ -357,7 +357,9 @@ def _validate(
         )
     problems += runtime.problems()
     if counts_known:
-        problems += rollout_capacity_problems(rollout.strategy, min_instances)
+        problems += rollout_capacity_problems(
+            rollout.strategy, min_instances, min_name="min_capacity"
+        )
     if not Token.is_unresolved(instance_type):
         refusal = compat.guardrails_problem(instance_type, rollout.strategy)
         problems += [f"rollout: {refusal}"] if refusal else []

@@ -48,6 +48,7 @@ from inf3kit.constructs.runtime_install import (
     default_runtime_requirements,
 )
 from inf3kit.constructs.runtime_settings import RUNTIME_VARIABLES, RuntimeSettings
+from inf3kit.constructs.runtime_wheel import IndexInstall, resolve_runtime_wheel
 from inf3kit.constructs.validation import raise_if_problems
 from inf3kit.rules import (
     capacity_problems,
@@ -88,7 +89,7 @@ class NeuronFleet(FleetBase):
         extra_environment: Mapping[str, str] | None = None,
         runtime_requirements: Sequence[str] | None = None,
         pip_extra_index_url: str | None = NEURON_PIP_INDEX,
-        runtime_wheel: RuntimeWheel | None = None,
+        runtime_wheel: RuntimeWheel | IndexInstall | None = None,
         spot_percent: int = 0,
         warm_pool: WarmPool | None = None,
         requests_per_instance: int | None = 400,
@@ -131,8 +132,11 @@ class NeuronFleet(FleetBase):
             this library's version, plus `torch-neuronx`.
         :param pip_extra_index_url: extra pip index. Default: the AWS Neuron repository (for
             torch-neuronx); None uses PyPI only.
-        :param runtime_wheel: `RuntimeWheel(bucket, key)`: install inf3kit from this wheel in S3
-            instead of PyPI (the instance may read that object only). Default: PyPI.
+        :param runtime_wheel: `RuntimeWheel(bucket, key, wheel_name)`: install inf3kit from this
+            wheel in S3 (the instance may read that object only). Default: this inf3kit's own
+            wheel, built at synthesis and uploaded as an asset of the stack, since inf3kit is
+            on no public index. `"index"` installs `runtime_requirements` from the package
+            index instead (a private index that publishes inf3kit).
         :param spot_percent: share of instances above the base on Spot, with capacity
             rebalancing. Default: 0, all on-demand.
         :param warm_pool: `WarmPool(min_size, state)`: keep `min_size` pre-bootstrapped
@@ -204,9 +208,6 @@ class NeuronFleet(FleetBase):
             startup_timeout=startup_timeout,
             public=public,
             certificate=certificate,
-            runtime_wheel=(runtime_wheel.bucket, runtime_wheel.key)
-            if runtime_wheel
-            else (None, None),
             imds_hop_limit=imds_hop_limit,
             runtime=runtime,
             extra_environment=extra_environment or {},
@@ -249,7 +250,8 @@ class NeuronFleet(FleetBase):
             replace_on_update=warm_pool is not None,
             notification_topic=notification_topic,
         )
-        grant_boot_access(self, bundle_bucket, bundle_key, runtime_wheel)
+        wheel = resolve_runtime_wheel(self, runtime_wheel)
+        grant_boot_access(self, bundle_bucket, bundle_key, wheel)
         add_user_data(
             self,
             bundle_url=f"s3://{bundle_bucket.bucket_name}/{bundle_key}",
@@ -259,7 +261,7 @@ class NeuronFleet(FleetBase):
             serving_environment=runtime.environment() | dict(extra_environment or {}),
             requirements=requirements,
             pip_extra_index_url=pip_extra_index_url,
-            wheel=runtime_wheel,
+            wheel=wheel,
             data_volume=data_volume_size is not None,
             lifecycle_hook=add_launch_hook(self, startup_timeout) if warm_pool else None,
         )
@@ -356,7 +358,6 @@ def _validate(
     startup_timeout: Duration,
     public: bool,
     certificate: acm.ICertificate | None,
-    runtime_wheel: tuple[s3.IBucket | None, str | None],
     imds_hop_limit: int,
     runtime: RuntimeSettings,
     extra_environment: Mapping[str, str],
@@ -432,12 +433,6 @@ def _validate(
             "update pauses at most one hour per batch). Fix: e.g. Duration.minutes(20)"
         )
     problems += [f"public: {p}" for p in public_listener_problems(public, certificate is not None)]
-    wheel_bucket, wheel_key = runtime_wheel
-    if (wheel_bucket is None) != (wheel_key is None):
-        problems.append(
-            "runtime_wheel_bucket and runtime_wheel_key go together. Fix: give both, or neither "
-            "to install the runtime from PyPI"
-        )
     if imds_hop_limit not in (1, 2):
         problems.append(
             f"imds_hop_limit {imds_hop_limit} is not allowed. Fix: use 1 (host only) or 2 "

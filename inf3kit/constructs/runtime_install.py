@@ -26,10 +26,17 @@ def default_runtime_requirements() -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class RuntimeWheel:
-    """An inf3kit wheel in S3 to install instead of the PyPI release (`bucket`, object `key`)."""
+    """An inf3kit wheel in S3 to install instead of the PyPI release (`bucket`, object `key`).
+
+    The stacks pass the wheel they build at synthesis (an S3 asset, whose key is a content
+    hash), so instances run the inf3kit that synthesized them.
+    """
 
     bucket: s3.IBucket
     key: str
+    wheel_name: str | None = None
+    """The wheel's file name, from which pip reads the package and version, e.g.
+    'inf3kit-0.1.0-py3-none-any.whl'. Default: the last part of `key`."""
 
     @property
     def s3_url(self) -> str:
@@ -37,7 +44,7 @@ class RuntimeWheel:
 
     @property
     def file_name(self) -> str:
-        return self.key.rsplit("/", 1)[-1]
+        return self.wheel_name or self.key.rsplit("/", 1)[-1]
 
     def requirements(self, local_path: str, requirements: Sequence[str]) -> tuple[str, ...]:
         """`requirements` with inf3kit taken from the wheel downloaded to `local_path`."""

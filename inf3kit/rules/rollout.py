@@ -18,9 +18,7 @@ def default_rollout_strategy(min_instances: int) -> RolloutStrategy:
     return "canary" if min_instances >= 2 else "all_at_once"
 
 
-def rollout_capacity_problems(
-    strategy: str, min_instances: int, *, min_name: str = "min_instances"
-) -> list[str]:
+def rollout_capacity_problems(strategy: str, min_instances: int, *, min_name: str) -> list[str]:
     """Canary, linear and rolling shift a percentage of the instances, so they need two.
 
     SageMaker: a canary is at most 50% of the variant's instance count and a linear step 10-50%

@@ -50,6 +50,7 @@ def add_fleet(stack: ServiceStack, fleet: FleetSpec) -> NeuronFleet:
         else None,
         access_logs_bucket=stack.artifacts.access_logs,
         catalog=stack.loaded.catalog,
+        compatibility=stack.loaded.compatibility,
     )
     CfnOutput(
         stack,

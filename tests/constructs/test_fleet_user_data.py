@@ -18,7 +18,7 @@ import pytest
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_s3 as s3
 
-from inf3kit.constructs import NeuronFleet, WarmPool
+from inf3kit.constructs import NeuronFleet, RuntimeWheel, WarmPool
 
 STAND_INS = {
     "python3": """#!/bin/bash
@@ -51,6 +51,11 @@ def user_data() -> str:
         bundle_bucket=s3.Bucket.from_bucket_name(stack, "Models", "models-bucket"),
         bundle_key="ranker/model.tar.gz",
         warm_pool=WarmPool(min_size=1),
+        runtime_wheel=RuntimeWheel(
+            s3.Bucket.from_bucket_name(stack, "Assets", "assets-bucket"),
+            "0a1b2c3d.whl",
+            "inf3kit-0.1.0-py3-none-any.whl",
+        ),
     )
     template = json.dumps(cdk.assertions.Template.from_stack(stack).to_json())
     (lt,) = [
@@ -85,23 +90,28 @@ def _run(user_data: str, tmp_path: Path, fail: str = "") -> tuple[int, list[str]
     return done.returncode, lines, tmp_path / "per-boot" / "inf3kit-bootstrap"
 
 
-def test_first_boot_installs_then_bootstraps_from_the_per_boot_script(
+def test_first_boot_installs_from_the_wheel_then_bootstraps_from_the_per_boot_script(
     user_data: str, tmp_path: Path
 ) -> None:
     code, calls, boot_script = _run(user_data, tmp_path)
     assert code == 0
-    assert [c.split()[0] for c in calls] == ["python3", "pip", "inf3kit"]
-    assert calls[1].startswith("pip install --quiet --extra-index-url")
-    assert calls[2].startswith("inf3kit bootstrap --bundle s3://models-bucket/ranker/model.tar.gz")
-    assert "--region eu-west-1 --stack Boot --resource FleetASG" in calls[2]
-    assert "--lifecycle-hook inf3kit-bootstrap" in calls[2]
-    assert not any(c.startswith("aws ") for c in calls)
+    assert [c.split()[0] for c in calls] == ["python3", "aws", "pip", "inf3kit"]
+    wheel = f"{tmp_path}/opt/inf3kit-0.1.0-py3-none-any.whl"
+    assert calls[1] == f"aws s3 cp s3://assets-bucket/0a1b2c3d.whl {wheel} --region eu-west-1"
+    # inf3kit itself only from the wheel the stack shipped: it is on no public index.
+    pip_args = calls[2].split()
+    assert f"{wheel}[serve]" in pip_args
+    assert not [a for a in pip_args if a.startswith("inf3kit")]
+    assert calls[3].startswith("inf3kit bootstrap --bundle s3://models-bucket/ranker/model.tar.gz")
+    assert "--region eu-west-1 --stack Boot --resource FleetASG" in calls[3]
+    assert "--lifecycle-hook inf3kit-bootstrap" in calls[3]
+    assert not any(c.startswith("aws cloudformation") for c in calls)
     # The next boot (a warm-pool instance going into service) runs the same bootstrap again.
     again = subprocess.run(
         [str(boot_script)], env={**os.environ, "CALLS": str(tmp_path / "again.log")}, timeout=30
     )
     assert again.returncode == 0
-    assert (tmp_path / "again.log").read_text().splitlines() == [calls[2]]
+    assert (tmp_path / "again.log").read_text().splitlines() == [calls[3]]
 
 
 def test_a_failed_install_signals_failure_at_once_without_the_runtime(
@@ -110,12 +120,13 @@ def test_a_failed_install_signals_failure_at_once_without_the_runtime(
     code, calls, boot_script = _run(user_data, tmp_path, fail="pip")
     assert code != 0
     assert calls[0].startswith("python3 -m venv")
-    assert calls[1].startswith("pip install")
-    assert calls[2].startswith("logger -s -t inf3kit user data failed at line ")
+    assert calls[1].startswith("aws s3 cp")
+    assert calls[2].startswith("pip install")
+    assert calls[3].startswith("logger -s -t inf3kit user data failed at line ")
     assert re.fullmatch(
         "aws cloudformation signal-resource --status FAILURE --region eu-west-1 --stack-name "
         "Boot --logical-resource-id FleetASG[0-9A-F]{8} --unique-id i-0123456789abcdef0",
-        calls[3],
+        calls[4],
     )
-    assert len(calls) == 4  # no bootstrap ran, nothing else was tried
+    assert len(calls) == 5  # no bootstrap ran, nothing else was tried
     assert not boot_script.exists()

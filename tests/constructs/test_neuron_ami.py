@@ -12,8 +12,9 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 from aws_cdk.assertions import Annotations, Match, Template
 
+from inf3kit import __version__
 from inf3kit.catalog import Compatibility, load_compatibility
-from inf3kit.constructs import FixedImage, NeuronAmi, NeuronAmiPipeline
+from inf3kit.constructs import FixedImage, NeuronAmi, NeuronAmiPipeline, RuntimeWheel
 
 
 @pytest.fixture(scope="module")
@@ -195,7 +196,10 @@ def _component_data(template: Template, name: str) -> str:
         "AWS::ImageBuilder::Component",
         {"Properties": {"Name": Match.string_like_regexp(f"-{name}$")}},
     ).values()
-    return component["Properties"]["Data"]
+    data = component["Properties"]["Data"]
+    if isinstance(data, dict):  # the wheel asset's S3 URL is a reference
+        data = "".join(p if isinstance(p, str) else "<ref>" for p in data["Fn::Join"][1])
+    return str(data)
 
 
 def test_build_component_pins_neuron_packages_and_installs_the_runtime(
@@ -214,7 +218,11 @@ def test_build_component_pins_neuron_packages_and_installs_the_runtime(
     for name, ver in PINS.items():
         assert f"'{name}={ver}*'" in data
     assert "apt-mark hold aws-neuronx-dkms aws-neuronx-runtime-lib" in data
-    assert "--extra-index-url https://pip.repos.neuron.amazonaws.com 'inf3kit[serve]" in data
+    # inf3kit from the wheel the stack ships (it is on no public index), torch-neuronx from AWS.
+    wheel = f"/opt/inf3kit/wheels/inf3kit-{__version__}-py3-none-any.whl"
+    assert "source: s3://<ref>" in data and f"destination: {wheel}" in data
+    assert f"--extra-index-url https://pip.repos.neuron.amazonaws.com '{wheel}[serve]'" in data
+    assert "'inf3kit[serve]" not in data
 
 
 def test_build_waits_for_the_dpkg_lock_and_checks_the_driver_built(
@@ -465,16 +473,13 @@ def test_fails_when_the_pinned_release_is_too_old_for_inf3() -> None:
             instance_types=["inf3.xlarge"],
             neuron_sdk="2.21.0",
             neuron_packages={"aws-neuronx-dkms": "2.19.64.0", "neuron-tools": "1"},
-            runtime_wheel_key="wheels/inf3kit.whl",
         )
     assert str(info.value) == (
-        "NeuronAmiPipeline Pipeline: 3 problems\n"
+        "NeuronAmiPipeline Pipeline: 2 problems\n"
         "  - neuron_sdk '2.21.0' does not support inf3 (it needs at "
         "least 2.27.0). Fix: pin a release >= 2.27.0, or drop inf3\n"
         "  - neuron_packages 'neuron-tools' are not Neuron apt packages. Fix: pin aws-neuronx-* "
-        "packages only (e.g. 'aws-neuronx-dkms')\n"
-        "  - runtime_wheel_bucket and runtime_wheel_key go "
-        "together. Fix: give both, or neither to install the runtime from PyPI"
+        "packages only (e.g. 'aws-neuronx-dkms')"
     )
 
 
@@ -484,8 +489,7 @@ def test_wheel_from_s3_is_downloaded_and_readable_by_the_build_role() -> None:
     pipeline = NeuronAmiPipeline(
         stack,
         "Pipeline",
-        runtime_wheel_bucket=wheels,
-        runtime_wheel_key="w/inf3kit-1.0-py3-none-any.whl",
+        runtime_wheel=RuntimeWheel(wheels, "w/0a1b2c.whl", "inf3kit-1.0-py3-none-any.whl"),
     )
     template = Template.from_stack(stack)
     data = json.dumps(
@@ -510,7 +514,7 @@ def test_wheel_from_s3_is_downloaded_and_readable_by_the_build_role() -> None:
                                                 "",
                                                 [
                                                     {"Fn::GetAtt": [Match.any_value(), "Arn"]},
-                                                    "/w/inf3kit-1.0-py3-none-any.whl",
+                                                    "/w/0a1b2c.whl",
                                                 ],
                                             ]
                                         }

@@ -854,10 +854,10 @@ def test_runtime_build_context_has_the_dockerfile_source_and_requirements() -> N
     dockerfile = (context / "Dockerfile").read_text()
     assert "ARG BASE_IMAGE=" in dockerfile and "FROM ${BASE_IMAGE}" in dockerfile
     assert 'ENTRYPOINT ["inf3kit"]' in dockerfile and 'CMD ["serve"]' in dockerfile
-    assert (context / "inf3kit" / "cli.py").is_file()
+    assert (context / "inf3kit" / "cli" / "__init__.py").is_file()
     assert not list(context.rglob("__pycache__"))
     reqs = (context / "requirements.txt").read_text().split()
-    assert reqs == requirements() and any(r.startswith("uvicorn") for r in reqs)
+    assert reqs == requirements() and any(r.startswith("httptools") for r in reqs)
     assert not any(r.startswith("torch") or r.startswith("aws-cdk") for r in reqs)
     assert stage_runtime_context() == context
 
@@ -1098,8 +1098,8 @@ def test_fails_when_rollout_is_outside_sagemaker_limits(
 @pytest.mark.parametrize("strategy", ["canary", "linear", "rolling"])
 def test_fails_when_a_share_of_one_instance_would_be_the_whole_fleet(strategy: str) -> None:
     assert problems(rollout=EndpointRollout(strategy=strategy)) == [  # type: ignore[arg-type]
-        f"rollout: {strategy} shifts a share of at most 50% of the instances, but min_instances "
-        "is 1, so the smallest share is the whole fleet. Fix: set min_instances to 2 or more, "
+        f"rollout: {strategy} shifts a share of at most 50% of the instances, but min_capacity "
+        "is 1, so the smallest share is the whole fleet. Fix: set min_capacity to 2 or more, "
         "or use strategy all_at_once (still blue/green, baked and rolled back on alarms)"
     ]
 

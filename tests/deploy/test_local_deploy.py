@@ -22,8 +22,8 @@ from inf3kit.deploy import LocalAws, running, stop
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "examples" / "demo.yaml"
 runner = CliRunner()
-# One worker runs the whole module: its tests share one deployment and follow its updates.
-pytestmark = pytest.mark.xdist_group("local-deploy")
+# `make test` gives a whole file to one worker (--dist loadfile): these tests share one
+# deployment and follow its updates.
 USERS_AWS_CONFIG = "[default]\nregion = eu-north-1\n"
 
 

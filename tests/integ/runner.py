@@ -28,6 +28,9 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ASSET_HASH = re.compile(r"\b[0-9a-f]{64}\b")
 SALT = re.compile(r'"salt": "\d+"')
+# Image Builder versions are a hash of the component or recipe content (compared above), and
+# that content names the runtime wheel asset, so they change with every source change too.
+CONTENT_VERSION = re.compile(r'"Version": "1\.0\.\d+"')
 KEPT = ("manifest.json", "integ.json", "*.template.json", "*.assets.json")
 """What a committed snapshot holds: the assembly without the asset contents and the tree."""
 
@@ -61,10 +64,12 @@ def synth(app: Path, outdir: Path) -> Path:
 
 def _normalized(path: Path) -> list[str]:
     """A template as sorted JSON lines, with what changes on every synthesis masked: asset
-    hashes (a rebuilt bundle or image; integ-runner ignores them by default) and the salt of
-    each assertion (the synthesis time, so that every deploy runs the assertions again)."""
+    hashes (a rebuilt bundle, image or runtime wheel; integ-runner ignores them by default),
+    versions derived from content, and the salt of each assertion (the synthesis time, so that
+    every deploy runs the assertions again)."""
     text = json.dumps(json.loads(path.read_text()), indent=1, sort_keys=True)
     text = SALT.sub('"salt": "<synthesis time>"', ASSET_HASH.sub("<asset-hash>", text))
+    text = CONTENT_VERSION.sub('"Version": "<content version>"', text)
     return text.splitlines()
 
 

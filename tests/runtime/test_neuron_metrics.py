@@ -305,7 +305,7 @@ def test_drops_the_period_when_cloudwatch_keeps_failing(caplog: pytest.LogCaptur
 
 def test_names_match_the_fleet_scaling_policy() -> None:
     """Read from the construct's source, so this test does not start the CDK (jsii)."""
-    tree = ast.parse((REPO / "inf3kit/constructs/neuron_fleet.py").read_text())
+    tree = ast.parse((REPO / "inf3kit/constructs/fleet_metrics.py").read_text())
     constants = {
         node.targets[0].id: node.value.value
         for node in tree.body

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from inf3kit import __version__
 from inf3kit.constructs import PROVISIONAL_WARNING_ID
 from inf3kit.stacks import SynthResult
 from tests.conftest import EXAMPLES
@@ -52,3 +53,31 @@ def test_every_acknowledgement_carries_a_specific_reason(
     assert reasons
     for reason in reasons:
         assert len(reason) >= 20 and "TODO" not in reason, reason
+
+
+def test_every_fleet_installs_the_runtime_wheel_its_stack_ships(
+    synthesized: dict[str, SynthResult],
+) -> None:
+    """inf3kit is on no public index: fleets and AMI bakes install the wheel synthesis built."""
+    checked = 0
+    for result in synthesized.values():
+        for template_path in result.assembly_dir.glob("*.template.json"):
+            template = json.loads(template_path.read_text())
+            launch = [
+                r for r in template["Resources"].values() if r["Type"] == "AWS::EC2::LaunchTemplate"
+            ]
+            if not launch or "UserData" not in launch[0]["Properties"]["LaunchTemplateData"]:
+                continue
+            checked += 1
+            assets = json.loads(
+                template_path.with_suffix("").with_suffix(".assets.json").read_text()
+            )
+            wheels = [
+                f["source"]["path"]
+                for f in assets["files"].values()
+                if f["source"]["path"].endswith(".whl")
+            ]
+            assert len(wheels) == 1, template_path.name
+            data = json.dumps(launch[0]["Properties"]["LaunchTemplateData"]["UserData"])
+            assert f"/opt/inf3kit/inf3kit-{__version__}-py3-none-any.whl[serve]" in data
+    assert checked, "no example has a fleet"

@@ -59,8 +59,9 @@ def test_fails_when_public_load_balancer_has_no_certificate() -> None:
     with pytest.raises(SpecError) as info:
         parse_spec(text)
     assert [str(p) for p in info.value.problems] == [
-        "fleet.load_balancer (line 5): public: true without certificate_arn would serve plain "
-        "HTTP to the internet. Fix: add `certificate_arn: arn:aws:acm:...`, or set `public: false`"
+        "fleet.load_balancer (line 5): a public load balancer without a certificate would serve "
+        "plain HTTP to the internet. Fix: give a certificate (an ACM certificate ARN), or keep "
+        "the load balancer internal"
     ]
 
 

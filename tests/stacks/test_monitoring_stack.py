@@ -103,7 +103,7 @@ def test_fails_when_alarm_email_is_not_an_address() -> None:
         parse_spec(text)
     assert [str(p) for p in info.value.problems] == [
         "monitoring.alarm_email (line 9): got 'oncall', not an email address. "
-        "Fix: use an address such as oncall@example.com, or remove alarm_email"
+        "Fix: use an address such as oncall@example.com"
     ]
 
 

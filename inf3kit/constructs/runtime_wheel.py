@@ -2,7 +2,8 @@
 
 inf3kit is not on a public package index, and the runtime on an instance must be the version
 that synthesized its stacks. So synthesis builds the wheel of the installed inf3kit (from its
-source tree, or repacked from an installed wheel) and the stacks upload it as an S3 asset.
+source tree, or repacked from an installed wheel), and fleets and AMI bakes upload it as an S3
+asset of their stack by default.
 """
 
 from __future__ import annotations
@@ -11,16 +12,26 @@ import base64
 import fcntl
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
 import zipfile
 from importlib import metadata
 from pathlib import Path
+from typing import Literal
+
+from aws_cdk import Stack
+from aws_cdk import aws_s3_assets as s3_assets
+from constructs import Construct
 
 import inf3kit
+from inf3kit.constructs.runtime_install import RuntimeWheel
 
 PACKAGE = "inf3kit"
+ASSET_ID = "RuntimeWheel"
+IndexInstall = Literal["index"]
+"""Install inf3kit from the package index (a private one that publishes it) instead."""
 
 
 def runtime_wheel(cache_dir: Path | None = None) -> Path:
@@ -61,10 +72,17 @@ def _digest(source: Path | None) -> str:
 
 
 def _build(source: Path, out: Path) -> Path:
-    """pip builds the wheel with the environment's own setuptools (no download)."""
+    """pip builds the wheel with the environment's own setuptools (no download), from a copy:
+    setuptools writes `*.egg-info` and `build/` where it builds, and an egg-info beside the
+    source would shadow the installed package's metadata."""
+    tree = out / "source"
+    shutil.copytree(source / PACKAGE, tree / PACKAGE, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        if (source / name).is_file():
+            shutil.copy2(source / name, tree / name)
     pip = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--quiet"]
     done = subprocess.run(
-        [*pip, "-w", str(out), str(source)],
+        [*pip, "-w", str(out), str(tree)],
         capture_output=True,
         text=True,
     )
@@ -98,3 +116,24 @@ def _repack(out: Path) -> Path:
         records.append(f"{info}/RECORD,,")
         archive.writestr(f"{info}/RECORD", "\n".join(records) + "\n")
     return wheel
+
+
+def resolve_runtime_wheel(
+    scope: Construct, given: RuntimeWheel | IndexInstall | None
+) -> RuntimeWheel | None:
+    """What a construct installs: the wheel given, this package's own wheel by default, or
+    None for `"index"` (pip installs `inf3kit` from the configured package index)."""
+    if given == "index":
+        return None
+    return given or runtime_wheel_asset(Stack.of(scope))
+
+
+def runtime_wheel_asset(stack: Stack) -> RuntimeWheel:
+    """The wheel as an S3 asset of `stack`, made once however many constructs install it."""
+    found = stack.node.try_find_child(ASSET_ID)
+    asset = found if isinstance(found, s3_assets.Asset) else None
+    wheel = runtime_wheel()
+    if asset is None:
+        asset = s3_assets.Asset(stack, ASSET_ID, path=str(wheel))
+    # The asset's key is a content hash; pip reads name and version from the file name.
+    return RuntimeWheel(asset.bucket, asset.s3_object_key, wheel.name)

@@ -8,8 +8,9 @@ import sysconfig
 import zipfile
 from pathlib import Path
 
+import inf3kit
 from inf3kit import __version__
-from inf3kit.stacks.runtime_wheel import runtime_wheel
+from inf3kit.constructs.runtime_wheel import runtime_wheel
 
 
 def test_the_wheel_is_this_version_with_the_runtime_and_its_data(tmp_path: Path) -> None:
@@ -19,6 +20,8 @@ def test_the_wheel_is_this_version_with_the_runtime_and_its_data(tmp_path: Path)
     assert {"inf3kit/runtime/app.py", "inf3kit/catalog/data/instances.yaml"} <= names
     assert f"inf3kit-{__version__}.dist-info/METADATA" in names
     assert runtime_wheel(tmp_path) == wheel  # the second synthesis reuses it
+    # Built from a copy: an egg-info beside the source would shadow the installed metadata.
+    assert not list(Path(inf3kit.__file__).parents[1].glob("*.egg-info"))
 
 
 def test_the_wheel_installs_and_serves_from_a_clean_venv(tmp_path: Path) -> None:
