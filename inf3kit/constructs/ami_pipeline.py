@@ -397,7 +397,13 @@ class NeuronAmiPipeline(Construct):
                 )
             )
         if wheel is not None:
-            wheel.bucket.grant_read(self.role, wheel.key)
+            self.role.add_to_policy(
+                iam.PolicyStatement(
+                    sid="ReadRuntimeWheel",
+                    actions=["s3:GetObject"],
+                    resources=[wheel.bucket.arn_for_objects(wheel.key)],
+                )
+            )
 
     def _component(
         self, id: str, description: str, document: dict[str, Any]

@@ -506,20 +506,17 @@ def test_wheel_from_s3_is_downloaded_and_readable_by_the_build_role() -> None:
                     [
                         Match.object_like(
                             {
-                                "Action": Match.array_with(["s3:GetObject*"]),
-                                "Resource": Match.array_with(
-                                    [
-                                        {
-                                            "Fn::Join": [
-                                                "",
-                                                [
-                                                    {"Fn::GetAtt": [Match.any_value(), "Arn"]},
-                                                    "/w/0a1b2c.whl",
-                                                ],
-                                            ]
-                                        }
+                                "Sid": "ReadRuntimeWheel",
+                                "Action": "s3:GetObject",  # that object only, nothing listed
+                                "Resource": {
+                                    "Fn::Join": [
+                                        "",
+                                        [
+                                            {"Fn::GetAtt": [Match.any_value(), "Arn"]},
+                                            "/w/0a1b2c.whl",
+                                        ],
                                     ]
-                                ),
+                                },
                             }
                         )
                     ]
