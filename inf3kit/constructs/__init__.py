@@ -8,7 +8,6 @@ from inf3kit.constructs.ami_pipeline import (  # noqa: E402
     DEFAULT_NEURON_SDK,
     NEURON_RELEASES,
     NeuronAmiPipeline,
-    PipelineImage,
 )
 from inf3kit.constructs.bundle import ModelBundle  # noqa: E402
 from inf3kit.constructs.endpoint_access import DataCapture, ModelData  # noqa: E402
@@ -26,7 +25,7 @@ from inf3kit.constructs.fleet_metrics import (  # noqa: E402
 from inf3kit.constructs.hardware_checks import PROVISIONAL_WARNING_ID  # noqa: E402
 from inf3kit.constructs.model_artifacts import ModelArtifacts  # noqa: E402
 from inf3kit.constructs.network import ServiceNetwork  # noqa: E402
-from inf3kit.constructs.neuron_ami import FixedImage, NeuronAmi  # noqa: E402
+from inf3kit.constructs.neuron_ami import FixedImage, NeuronAmi, PipelineImage  # noqa: E402
 from inf3kit.constructs.neuron_endpoint import NeuronEndpoint  # noqa: E402
 from inf3kit.constructs.neuron_fleet import NeuronFleet  # noqa: E402
 from inf3kit.constructs.runtime_install import RuntimeWheel  # noqa: E402

@@ -3,30 +3,41 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import jsii
-import yaml
-from aws_cdk import Aws, CfnResource, Names, Size, Stack, Token
+from aws_cdk import Aws, Duration, Names, Size, Token
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_imagebuilder as imagebuilder
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
-from constructs import Construct, IConstruct
+from constructs import Construct
 
 from inf3kit.catalog import Catalog, Compatibility, family_of, load_catalog, load_compatibility
+from inf3kit.constructs.ami_build_instance import (
+    acknowledge_build_role,
+    add_build_infrastructure,
+    add_build_role,
+)
+from inf3kit.constructs.ami_components import (
+    add_component,
+    add_recipe,
+    build_document,
+    resource_name,
+    test_document,
+)
 from inf3kit.constructs.buckets import log_bucket
-from inf3kit.constructs.hardware_checks import check_instance_type, warn_if_provisional
+from inf3kit.constructs.hardware_checks import (
+    check_instance_type,
+    waive_unlisted_types,
+    warn_if_provisional,
+)
 from inf3kit.constructs.kms_policies import allow_ebs_in_this_account
-from inf3kit.constructs.nag import acknowledge, waive_cfn_lint
+from inf3kit.constructs.neuron_ami import PipelineImage
 from inf3kit.constructs.runtime_install import (
-    INSTALL_DIR,
     NEURON_PIP_INDEX,
     RuntimeWheel,
     default_runtime_requirements,
@@ -52,35 +63,9 @@ NEURON_RELEASES: Mapping[str, Mapping[str, str]] = {
 DEFAULT_SCHEDULE = IMAGE_BUILD_SCHEDULE
 """Weekly, Monday 04:00 UTC: picks up the latest DLAMI (OS and security fixes) every week."""
 
-NEURON_LS = "/opt/aws/neuron/bin/neuron-ls"
 _SEMVER = re.compile(r"^\d+\.\d+\.\d+$")
 _PARENT = re.compile(r"^(ami-[0-9a-f]{8,17}|ssm:\S+|arn:aws[a-z-]*:imagebuilder:\S+)$")
 _PARAMETER = re.compile(r"^/[a-zA-Z0-9_.\-/]+$")
-
-
-@jsii.implements(ec2.IMachineImage)
-class PipelineImage:
-    """The AMI a `NeuronAmiPipeline` publishes, resolved by EC2 from SSM at each launch.
-
-    A CloudFormation `AWS::SSM::Parameter::Value` parameter would be resolved before any
-    resource of the stack exists, so a fleet in the same stack as its first build could never
-    deploy. EC2 resolves `resolve:ssm:` when it launches an instance instead, and whoever uses
-    this image (a launch template) is made to depend on the build-at-deploy image, so the first
-    instance launches only after the parameter has been published.
-    """
-
-    def __init__(self, parameter_name: str, build: IConstruct | None = None) -> None:
-        self.parameter_name = parameter_name
-        self._build = build
-        self._image = ec2.MachineImage.resolve_ssm_parameter_at_launch(
-            parameter_name, os=ec2.OperatingSystemType.LINUX
-        )
-
-    def get_image(self, scope: Construct) -> ec2.MachineImageConfig:
-        """Return `resolve:ssm:<parameter>` and make `scope` wait for the first build."""
-        if self._build is not None:
-            scope.node.add_dependency(self._build)
-        return self._image.get_image(scope)
 
 
 class NeuronAmiPipeline(Construct):
@@ -116,7 +101,7 @@ class NeuronAmiPipeline(Construct):
         schedule: str | None = DEFAULT_SCHEDULE,
         build_at_deploy: bool = True,
         volume_size: Size | None = None,
-        test_timeout_minutes: int = 60,
+        test_timeout: Duration | None = None,
         catalog: Catalog | None = None,
         compatibility: Compatibility | None = None,
     ) -> None:
@@ -155,7 +140,8 @@ class NeuronAmiPipeline(Construct):
         :param build_at_deploy: also build once while the stack deploys, so the parameter
             exists before anything launches from it. Default: True.
         :param volume_size: the root volume. Default: 150 GiB gp3.
-        :param test_timeout_minutes: Default: 60 (60..1440).
+        :param test_timeout: how long the image tests may run. Default: 60 minutes
+            (1..24 hours, whole minutes).
         :param catalog: the hardware catalog. Default: the shipped one merged with the file
             named by INF3KIT_CATALOG.
         :param compatibility: the compatibility matrix. Default: the shipped one merged likewise.
@@ -163,6 +149,7 @@ class NeuronAmiPipeline(Construct):
         super().__init__(scope, id)
         catalog = catalog or load_catalog()
         matrix = compatibility or load_compatibility()
+        test_timeout = test_timeout or Duration.minutes(60)
         problems = _validate(
             instance_types=instance_types,
             build_instance_type=build_instance_type,
@@ -171,7 +158,7 @@ class NeuronAmiPipeline(Construct):
             neuron_sdk=neuron_sdk,
             neuron_packages=neuron_packages,
             schedule=schedule,
-            test_timeout_minutes=test_timeout_minutes,
+            test_timeout=test_timeout,
             catalog=catalog,
             matrix=matrix,
         )
@@ -192,7 +179,33 @@ class NeuronAmiPipeline(Construct):
         self.parameter_name: str = parameter_name or (
             "/inf3kit/ami/" + Names.unique_resource_name(self, max_length=80, separator="-")
         )
+        self._add_storage(key, logs_bucket)
+        wheel = self._add_role(logs_prefix, runtime_wheel)
+        self._add_recipe(
+            neuron_sdk,
+            build_document(packages, requirements, pip_extra_index_url, wheel),
+            test_document(packages),
+            int((volume_size or Size.gibibytes(150)).to_gibibytes()),
+        )
+        self.security_group, self.infrastructure = add_build_infrastructure(
+            self,
+            vpc=vpc,
+            instance_type=build_instance_type,
+            instance_profile=self.instance_profile,
+            logs_bucket=self.logs_bucket,
+            logs_prefix=logs_prefix,
+            notification_topic=notification_topic,
+        )
+        waive_unlisted_types(self.infrastructure, [build_instance_type], catalog, "E3030")
+        self._add_distribution(neuron_sdk, custom=neuron_packages is not None)
+        self._add_pipeline(schedule, int(test_timeout.to_minutes()), build_at_deploy)
+        self.machine_image: ec2.IMachineImage = PipelineImage(self.parameter_name, self.image)
+        acknowledge_build_role(self.role, self.logs_bucket, logs_prefix)
 
+    # --- helpers ---------------------------------------------------------------------------
+
+    def _add_storage(self, key: kms.IKey | None, logs_bucket: s3.IBucket | None) -> None:
+        """The key (volumes, snapshots, components, logs) and the build logs bucket."""
         self.key: kms.IKey = key or kms.Key(
             self,
             "Key",
@@ -200,127 +213,69 @@ class NeuronAmiPipeline(Construct):
             enable_key_rotation=True,
         )
         allow_ebs_in_this_account(self.key)
-        if logs_bucket is None:
-            logs_bucket = log_bucket(
-                self,
-                "Logs",
-                why_unlogged="This bucket holds only Image Builder build and test logs written by "
-                "the build instance role; give logs_bucket= to use a bucket with server access "
-                "logging.",
-                key=self.key,
-                keep_days=90,
-            )
-        self.logs_bucket: s3.IBucket = logs_bucket
-
-        self.role = iam.Role(
+        self.logs_bucket: s3.IBucket = logs_bucket or log_bucket(
             self,
-            "InstanceRole",
-            assumed_by=iam.ServicePrincipal("ec2.amazonaws.com"),
-            description="inf3kit AMI build instance: Image Builder agent, SSM, its own logs",
-            managed_policies=[
-                iam.ManagedPolicy.from_aws_managed_policy_name("AmazonSSMManagedInstanceCore"),
-                iam.ManagedPolicy.from_aws_managed_policy_name("EC2InstanceProfileForImageBuilder"),
-            ],
+            "Logs",
+            why_unlogged="This bucket holds only Image Builder build and test logs written by "
+            "the build instance role; give logs_bucket= to use a bucket with server access "
+            "logging.",
+            key=self.key,
+            keep_days=90,
         )
+
+    def _add_role(
+        self, logs_prefix: str, runtime_wheel: RuntimeWheel | IndexInstall | None
+    ) -> RuntimeWheel | None:
+        """The build instance's role and profile; returns the wheel it may read."""
         wheel = resolve_runtime_wheel(self, runtime_wheel)
-        self._grant(logs_prefix, wheel)
+        self.role = add_build_role(self, self.logs_bucket, logs_prefix, wheel)
         self.instance_profile = iam.CfnInstanceProfile(
             self, "InstanceProfile", roles=[self.role.role_name]
         )
+        return wheel
 
-        self.build_component = self._component(
+    def _add_recipe(
+        self,
+        neuron_sdk: str,
+        build: dict[str, Any],
+        test: dict[str, Any],
+        size: int,
+    ) -> None:
+        """The build and test components, and the recipe that applies them to the parent."""
+        self.build_component = add_component(
+            self,
             "BuildComponent",
             "install the pinned Neuron driver, runtime and tools, and the inf3kit runtime",
-            _build_document(
-                packages,
-                requirements,
-                pip_extra_index_url,
-                wheel,
-            ),
+            build,
+            self.key,
         )
-        self.test_component = self._component(
+        self.test_component = add_component(
+            self,
             "TestComponent",
             "check the Neuron packages and device, and the inf3kit runtime",
-            _test_document(packages),
+            test,
+            self.key,
         )
-        size = int((volume_size or Size.gibibytes(150)).to_gibibytes())
-        self.recipe = imagebuilder.CfnImageRecipe(
+        self.recipe = add_recipe(
             self,
-            "Recipe",
-            name=_name(self, "Recipe"),
-            version=_version(
-                self.parent_image,
-                self.build_component.version,
-                self.test_component.version,
-                str(size),
-            ),
-            description=f"Neuron {neuron_sdk} packages and the inf3kit runtime on a Neuron DLAMI",
+            neuron_sdk=neuron_sdk,
             parent_image=self.parent_image,
-            components=[
-                imagebuilder.CfnImageRecipe.ComponentConfigurationProperty(component_arn=c.attr_arn)
-                for c in (self.build_component, self.test_component)
-            ],
-            block_device_mappings=[
-                imagebuilder.CfnImageRecipe.InstanceBlockDeviceMappingProperty(
-                    device_name=_ROOT_DEVICE,
-                    ebs=imagebuilder.CfnImageRecipe.EbsInstanceBlockDeviceSpecificationProperty(
-                        encrypted=True,
-                        kms_key_id=self.key.key_arn,
-                        volume_size=size,
-                        volume_type="gp3",
-                        delete_on_termination=True,
-                    ),
-                )
-            ],
+            components=(self.build_component, self.test_component),
+            size=size,
+            key=self.key,
         )
 
-        self.security_group: ec2.SecurityGroup | None = None
-        subnet_id: str | None = None
-        if vpc is not None:
-            self.security_group = ec2.SecurityGroup(
-                self,
-                "SecurityGroup",
-                vpc=vpc,
-                allow_all_outbound=True,
-                description="inf3kit AMI build: no inbound; outbound for apt, pip, S3 and SSM",
-            )
-            subnet_id = vpc.select_subnets(
-                subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS
-            ).subnet_ids[0]
-        self.infrastructure = imagebuilder.CfnInfrastructureConfiguration(
-            self,
-            "Infrastructure",
-            name=_name(self, "Infrastructure"),
-            description="inf3kit AMI build and test instances",
-            instance_profile_name=self.instance_profile.ref,
-            instance_types=[build_instance_type],
-            instance_metadata_options=imagebuilder.CfnInfrastructureConfiguration.InstanceMetadataOptionsProperty(
-                http_tokens="required", http_put_response_hop_limit=1
-            ),
-            security_group_ids=[self.security_group.security_group_id]
-            if self.security_group is not None
-            else None,
-            subnet_id=subnet_id,
-            logging=imagebuilder.CfnInfrastructureConfiguration.LoggingProperty(
-                s3_logs=imagebuilder.CfnInfrastructureConfiguration.S3LogsProperty(
-                    s3_bucket_name=self.logs_bucket.bucket_name,
-                    s3_key_prefix=logs_prefix.rstrip("/"),
-                )
-            ),
-            sns_topic_arn=notification_topic.topic_arn if notification_topic else None,
-            terminate_instance_on_failure=True,
-        )
-        _waive_unlisted_type(build_instance_type, catalog, self.infrastructure)
-
+    def _add_distribution(self, neuron_sdk: str, *, custom: bool) -> None:
+        """Publishes the AMI, tagged with its Neuron packages, to `parameter_name`."""
         tags = {
-            "inf3kit:neuron-sdk": neuron_sdk if neuron_packages is None else "custom",
+            "inf3kit:neuron-sdk": "custom" if custom else neuron_sdk,
             "inf3kit:parent-image": self.parent_image,
-            **{f"inf3kit:{name}": ver for name, ver in packages.items()},
+            **{f"inf3kit:{name}": ver for name, ver in self.neuron_packages.items()},
         }
         self.distribution = imagebuilder.CfnDistributionConfiguration(
             self,
             "Distribution",
-            name=_name(self, "Distribution"),
+            name=resource_name(self, "Distribution"),
             description=f"publishes the AMI id to {self.parameter_name}",
             distributions=[
                 imagebuilder.CfnDistributionConfiguration.DistributionProperty(
@@ -340,16 +295,19 @@ class NeuronAmiPipeline(Construct):
                 )
             ],
         )
+
+    def _add_pipeline(self, schedule: str | None, test_minutes: int, build_at_deploy: bool) -> None:
+        """The scheduled pipeline, and the image built once while the stack deploys."""
         self.pipeline = imagebuilder.CfnImagePipeline(
             self,
             "Resource",
-            name=_name(self, "Pipeline"),
+            name=resource_name(self, "Pipeline"),
             description="bakes and tests the inf3kit Neuron AMI",
             image_recipe_arn=self.recipe.attr_arn,
             infrastructure_configuration_arn=self.infrastructure.attr_arn,
             distribution_configuration_arn=self.distribution.attr_arn,
             image_tests_configuration=imagebuilder.CfnImagePipeline.ImageTestsConfigurationProperty(
-                image_tests_enabled=True, timeout_minutes=test_timeout_minutes
+                image_tests_enabled=True, timeout_minutes=test_minutes
             ),
             enhanced_image_metadata_enabled=True,
             schedule=imagebuilder.CfnImagePipeline.ScheduleProperty(
@@ -369,242 +327,12 @@ class NeuronAmiPipeline(Construct):
                 infrastructure_configuration_arn=self.infrastructure.attr_arn,
                 distribution_configuration_arn=self.distribution.attr_arn,
                 image_tests_configuration=imagebuilder.CfnImage.ImageTestsConfigurationProperty(
-                    image_tests_enabled=True, timeout_minutes=test_timeout_minutes
+                    image_tests_enabled=True, timeout_minutes=test_minutes
                 ),
                 enhanced_image_metadata_enabled=True,
             )
             # The build instance needs the role's inline policy (log writes), not just the role.
             self.image.node.add_dependency(self.role)
-        self.machine_image: ec2.IMachineImage = PipelineImage(self.parameter_name, self.image)
-        self._acknowledge(logs_prefix)
-
-    # --- helpers ---------------------------------------------------------------------------
-
-    def _grant(self, logs_prefix: str, wheel: RuntimeWheel | None) -> None:
-        self.role.add_to_policy(
-            iam.PolicyStatement(
-                sid="WriteBuildLogs",
-                actions=["s3:PutObject"],
-                resources=[self.logs_bucket.arn_for_objects(f"{logs_prefix.rstrip('/')}/*")],
-            )
-        )
-        if self.logs_bucket.encryption_key is not None:
-            self.role.add_to_policy(
-                iam.PolicyStatement(
-                    sid="EncryptBuildLogs",
-                    actions=["kms:GenerateDataKey", "kms:Decrypt"],
-                    resources=[self.logs_bucket.encryption_key.key_arn],
-                )
-            )
-        if wheel is not None:
-            self.role.add_to_policy(
-                iam.PolicyStatement(
-                    sid="ReadRuntimeWheel",
-                    actions=["s3:GetObject"],
-                    resources=[wheel.bucket.arn_for_objects(wheel.key)],
-                )
-            )
-
-    def _component(
-        self, id: str, description: str, document: dict[str, Any]
-    ) -> imagebuilder.CfnComponent:
-        data = yaml.safe_dump(document, sort_keys=False, width=100_000)
-        return imagebuilder.CfnComponent(
-            self,
-            id,
-            name=_name(self, id),
-            platform="Linux",
-            # Hashed resolved: a token's text (the wheel asset's bucket) varies by construction
-            # order, its CloudFormation form does not.
-            version=_version(json.dumps(Stack.of(self).resolve(data), sort_keys=True)),
-            description=description,
-            data=data,
-            kms_key_id=self.key.key_arn,
-        )
-
-    def _acknowledge(self, logs_prefix: str) -> None:
-        acknowledge(
-            self.role,
-            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/"
-            "AmazonSSMManagedInstanceCore]",
-            "Image Builder drives the build instance through the SSM agent (no SSH, no inbound "
-            "port); AmazonSSMManagedInstanceCore is the AWS-maintained minimum for that agent.",
-        )
-        acknowledge(
-            self.role,
-            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/"
-            "EC2InstanceProfileForImageBuilder]",
-            "EC2InstanceProfileForImageBuilder is the AWS-maintained minimum for the Image "
-            "Builder agent (read components, write its logs) and changes with the service.",
-        )
-        bucket = self.logs_bucket.node.default_child
-        if isinstance(bucket, CfnResource):  # an imported bucket's ARN is a different finding
-            logical_id = Stack.of(bucket).get_logical_id(bucket)
-            acknowledge(
-                self.role,
-                f"AwsSolutions-IAM5[Resource::<{logical_id}.Arn>/{logs_prefix.rstrip('/')}/*]",
-                "Image Builder names each build's log objects itself; the role may only put "
-                "objects under the pipeline's log prefix of this one bucket.",
-            )
-
-
-_ROOT_DEVICE = "/dev/sda1"  # the Ubuntu DLAMIs' root device name
-_APT_LOCK_WAIT = "-o DPkg::Lock::Timeout=600"
-
-
-def _build_document(
-    packages: Mapping[str, str],
-    requirements: tuple[str, ...],
-    index_url: str | None,
-    wheel: RuntimeWheel | None,
-) -> dict[str, Any]:
-    pins = " ".join(f"'{name}={ver}*'" for name, ver in packages.items())
-    venv = f"{INSTALL_DIR}/venv"
-    pip = f"{venv}/bin/pip install --quiet"
-    if index_url:
-        pip += f" --extra-index-url {index_url}"
-    steps: list[dict[str, Any]] = [
-        {
-            "name": "PinNeuronPackages",
-            "action": "ExecuteBash",
-            "inputs": {
-                "commands": [
-                    "set -euo pipefail",
-                    "export DEBIAN_FRONTEND=noninteractive",
-                    # A fresh Ubuntu instance runs unattended-upgrades at boot, which holds the
-                    # dpkg lock: stop it, let cloud-init finish, and wait for the lock anyway.
-                    "systemctl stop apt-daily.timer apt-daily-upgrade.timer "
-                    "unattended-upgrades.service || true",
-                    "cloud-init status --wait || true",
-                    f"apt-get {_APT_LOCK_WAIT} update -q",
-                    f"apt-get {_APT_LOCK_WAIT} install -y -q --allow-downgrades "
-                    "--allow-change-held-packages " + pins,
-                    "apt-mark hold " + " ".join(packages),
-                    # A pinned driver may not build for the parent image's newest kernel: stop
-                    # the bake here, with the fix, instead of baking an image with no driver.
-                    'dkms status -m aws-neuronx -k "$(uname -r)" | grep -q installed || '
-                    '{ echo "aws-neuronx-dkms did not build for kernel $(uname -r): pin a newer '
-                    'driver (neuron_packages) or an older parent_image" >&2; exit 1; }',
-                ]
-            },
-        },
-    ]
-    if wheel is not None:
-        wheel_path = f"{INSTALL_DIR}/wheels/{wheel.file_name}"
-        steps.append(
-            {
-                "name": "DownloadRuntimeWheel",
-                "action": "S3Download",
-                "inputs": [{"source": wheel.s3_url, "destination": wheel_path}],
-            }
-        )
-        requirements = wheel.requirements(wheel_path, requirements)
-    steps.append(
-        {
-            "name": "InstallRuntime",
-            "action": "ExecuteBash",
-            "inputs": {
-                "commands": [
-                    "set -euo pipefail",
-                    f"mkdir -p {INSTALL_DIR}",
-                    f"python3 -m venv {venv}",
-                    f"{pip} " + " ".join(f"'{r}'" for r in requirements),
-                ]
-            },
-        }
-    )
-    return {
-        "name": "inf3kit-neuron-runtime",
-        "description": "pinned Neuron driver/runtime/tools and the inf3kit runtime",
-        "schemaVersion": 1.0,
-        "phases": [
-            {"name": "build", "steps": steps},
-            {
-                "name": "validate",
-                "steps": [
-                    {
-                        "name": "RuntimeInstalled",
-                        "action": "ExecuteBash",
-                        "inputs": {"commands": [f"{venv}/bin/inf3kit --help > /dev/null"]},
-                    }
-                ],
-            },
-        ],
-    }
-
-
-def _test_document(packages: Mapping[str, str]) -> dict[str, Any]:
-    venv = f"{INSTALL_DIR}/venv"
-    checks = [
-        f"dpkg-query -W -f='${{Version}}' {name} | grep -q '^{ver}' || "
-        f"{{ echo '{name} is not {ver}'; exit 1; }}"
-        for name, ver in packages.items()
-    ]
-    return {
-        "name": "inf3kit-neuron-runtime-test",
-        "description": "the image boots with the pinned Neuron driver and a working runtime",
-        "schemaVersion": 1.0,
-        "phases": [
-            {
-                "name": "test",
-                "steps": [
-                    {
-                        "name": "NeuronPackagesPinned",
-                        "action": "ExecuteBash",
-                        "inputs": {"commands": ["set -euo pipefail", *checks]},
-                    },
-                    {
-                        "name": "NeuronDevice",
-                        "action": "ExecuteBash",
-                        "inputs": {
-                            "commands": [
-                                "set -euo pipefail",
-                                "lsmod | grep -q '^neuron '",
-                                "test -e /dev/neuron0",
-                                NEURON_LS,
-                            ]
-                        },
-                    },
-                    {
-                        "name": "Inf3kitRuntime",
-                        "action": "ExecuteBash",
-                        "inputs": {
-                            "commands": [
-                                "set -euo pipefail",
-                                f'{venv}/bin/python -c "import inf3kit.runtime"',
-                                f"{venv}/bin/inf3kit --help",
-                            ]
-                        },
-                    },
-                ],
-            }
-        ],
-    }
-
-
-def _name(scope: Construct, suffix: str) -> str:
-    """A stable, account-unique Image Builder name (letters, digits and dashes)."""
-    return Names.unique_resource_name(scope, max_length=100, separator="-") + "-" + suffix
-
-
-def _version(*parts: str) -> str:
-    """A semantic version derived from the content, so a change is a new version.
-
-    Image Builder components and recipes are immutable per name and version: CloudFormation
-    replaces them on any change, and the replacement must not reuse the old version.
-    """
-    digest = hashlib.sha256("\0".join(parts).encode()).hexdigest()
-    return f"1.0.{int(digest[:7], 16)}"
-
-
-def _waive_unlisted_type(name: str, catalog: Catalog, resource: CfnResource) -> None:
-    if not Token.is_unresolved(name) and catalog.get(name).provisional:
-        waive_cfn_lint(
-            resource,
-            "E3030",
-            f"{name} is provisional: cfn-lint only lists published types, so a provisional one "
-            "is unknown to it by definition",
-        )
 
 
 def _validate(
@@ -616,7 +344,7 @@ def _validate(
     neuron_sdk: str,
     neuron_packages: Mapping[str, str] | None,
     schedule: str | None,
-    test_timeout_minutes: int,
+    test_timeout: Duration,
     catalog: Catalog,
     matrix: Compatibility,
 ) -> list[str]:
@@ -714,10 +442,11 @@ def _validate(
         )
     if schedule is not None and not Token.is_unresolved(schedule):
         problems += [f"schedule: {p}" for p in cron_problems(schedule, DEFAULT_SCHEDULE)]
-    if not 60 <= test_timeout_minutes <= 1440:
+    minutes = None if test_timeout.is_unresolved() else test_timeout.to_seconds() / 60
+    if minutes is not None and not (minutes.is_integer() and 60 <= minutes <= 1440):
         problems.append(
-            f"test_timeout_minutes {test_timeout_minutes} must be 60..1440 (Image Builder's "
-            "limits). Fix: e.g. 60"
+            f"test_timeout {minutes:g} minutes must be whole minutes from 60 to 1440 (Image "
+            "Builder's limits). Fix: e.g. Duration.minutes(60)"
         )
     return problems
 

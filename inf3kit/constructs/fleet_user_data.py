@@ -146,13 +146,7 @@ def grant_boot_access(
     if bundle_bucket.encryption_key is not None:
         bundle_bucket.encryption_key.grant_decrypt(fleet.role)
     if wheel is not None:
-        fleet.role.add_to_principal_policy(
-            iam.PolicyStatement(
-                sid="ReadRuntimeWheel",
-                actions=["s3:GetObject"],
-                resources=[wheel.bucket.arn_for_objects(wheel.key)],
-            )
-        )
+        wheel.grant_read(fleet.role)
     fleet.role.add_to_principal_policy(
         iam.PolicyStatement(
             sid="PublishNeuronMetrics",

@@ -9,7 +9,7 @@ import jsii
 from aws_cdk import Annotations, Stack, Token
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ssm as ssm
-from constructs import Construct
+from constructs import Construct, IConstruct
 
 from inf3kit.catalog import Compatibility, load_compatibility
 from inf3kit.constructs.validation import raise_if_problems
@@ -163,3 +163,28 @@ class FixedImage:
             os_type=ec2.OperatingSystemType.LINUX,
             user_data=ec2.UserData.for_linux(),
         )
+
+
+@jsii.implements(ec2.IMachineImage)
+class PipelineImage:
+    """The AMI a `NeuronAmiPipeline` publishes, resolved by EC2 from SSM at each launch.
+
+    A CloudFormation `AWS::SSM::Parameter::Value` parameter would be resolved before any
+    resource of the stack exists, so a fleet in the same stack as its first build could never
+    deploy. EC2 resolves `resolve:ssm:` when it launches an instance instead, and whoever uses
+    this image (a launch template) is made to depend on the build-at-deploy image, so the first
+    instance launches only after the parameter has been published.
+    """
+
+    def __init__(self, parameter_name: str, build: IConstruct | None = None) -> None:
+        self.parameter_name = parameter_name
+        self._build = build
+        self._image = ec2.MachineImage.resolve_ssm_parameter_at_launch(
+            parameter_name, os=ec2.OperatingSystemType.LINUX
+        )
+
+    def get_image(self, scope: Construct) -> ec2.MachineImageConfig:
+        """Return `resolve:ssm:<parameter>` and make `scope` wait for the first build."""
+        if self._build is not None:
+            scope.node.add_dependency(self._build)
+        return self._image.get_image(scope)

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 
 NEURON_PIP_INDEX = "https://pip.repos.neuron.amazonaws.com"
@@ -51,4 +52,14 @@ class RuntimeWheel:
         return (
             f"{local_path}[serve]",
             *(r for r in requirements if not r.startswith("inf3kit")),
+        )
+
+    def grant_read(self, role: iam.IRole) -> None:
+        """Let `role` get this one object: no listing, no other key of the bucket."""
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="ReadRuntimeWheel",
+                actions=["s3:GetObject"],
+                resources=[self.bucket.arn_for_objects(self.key)],
+            )
         )

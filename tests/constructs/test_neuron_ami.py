@@ -430,7 +430,7 @@ def test_fails_when_every_prop_is_wrong_at_once() -> None:
             parent_image="ubuntu",
             parameter_name="/aws/mine",
             schedule="weekly",
-            test_timeout_minutes=5,
+            test_timeout=cdk.Duration.minutes(5),
         )
     lines = str(info.value).split("\n")
     assert lines[0] == "NeuronAmiPipeline Pipeline: 6 problems"
@@ -448,7 +448,8 @@ def test_fails_when_every_prop_is_wrong_at_once() -> None:
         "starting with '/' (not /aws or /ssm). Fix: e.g. '/inf3kit/ami/ranker'",
         "schedule: got 'weekly', not a cron expression. Fix: write cron(MIN HOUR DAY MONTH "
         "WEEKDAY YEAR), e.g. 'cron(0 4 ? * mon *)'",
-        "test_timeout_minutes 5 must be 60..1440 (Image Builder's limits). Fix: e.g. 60",
+        "test_timeout 5 minutes must be whole minutes from 60 to 1440 (Image Builder's "
+        "limits). Fix: e.g. Duration.minutes(60)",
     ]
 
 
@@ -507,7 +508,7 @@ def test_wheel_from_s3_is_downloaded_and_readable_by_the_build_role() -> None:
                         Match.object_like(
                             {
                                 "Sid": "ReadRuntimeWheel",
-                                "Action": "s3:GetObject",  # that object only, nothing listed
+                                "Action": "s3:GetObject",
                                 "Resource": {
                                     "Fn::Join": [
                                         "",
