@@ -24,6 +24,7 @@ from inf3kit.constructs.fleet_metrics import (  # noqa: E402
 )
 from inf3kit.constructs.hardware_checks import PROVISIONAL_WARNING_ID  # noqa: E402
 from inf3kit.constructs.model_artifacts import ModelArtifacts  # noqa: E402
+from inf3kit.constructs.monitored import MonitoredEndpoint, MonitoredFleet  # noqa: E402
 from inf3kit.constructs.network import ServiceNetwork  # noqa: E402
 from inf3kit.constructs.neuron_ami import FixedImage, NeuronAmi, PipelineImage  # noqa: E402
 from inf3kit.constructs.neuron_endpoint import NeuronEndpoint  # noqa: E402
@@ -52,6 +53,8 @@ __all__ = [
     "ModelArtifacts",
     "ModelBundle",
     "ModelData",
+    "MonitoredEndpoint",
+    "MonitoredFleet",
     "NeuronAmi",
     "NeuronAmiPipeline",
     "NeuronEndpoint",

@@ -142,11 +142,10 @@ def test_dashboard_shows_the_endpoint_and_fleet_metrics(
     assert metric in _dashboard_body(both[1])
 
 
-def test_dashboard_draws_each_scaling_target_the_constructs_use(
-    both: tuple[ServiceMonitoring, Template],
-) -> None:
-    body = json.loads(_dashboard_body(both[1]))
-    targets = {
+def _scaling_targets(template: Template) -> dict[str, list[float]]:
+    """Each metric widget's title -> the scaling target lines it draws."""
+    body = json.loads(_dashboard_body(template))
+    return {
         w["properties"]["title"]: [
             a["value"]
             for a in w["properties"].get("annotations", {}).get("horizontal", [])
@@ -155,6 +154,12 @@ def test_dashboard_draws_each_scaling_target_the_constructs_use(
         for w in body["widgets"]
         if w["type"] == "metric"
     }
+
+
+def test_dashboard_draws_each_scaling_target_the_constructs_use(
+    both: tuple[ServiceMonitoring, Template],
+) -> None:
+    targets = _scaling_targets(both[1])
     assert targets["Invocations per instance vs scaling target"] == [300]
     assert targets["Requests per instance vs scaling target"] == [400]
     assert targets["NeuronCore utilisation vs scaling target (%)"] == [60]
@@ -372,6 +377,17 @@ def test_endpoint_only_monitors_without_fleet_widgets() -> None:
         )
         == 2
     )
+
+
+def test_monitors_an_endpoint_made_elsewhere_without_a_scaling_target() -> None:
+    """Any `MonitoredEndpoint` will do; an imported endpoint has no autoscaling to draw."""
+    stack, _ = _stack("Imported")
+    endpoint = NeuronEndpoint.from_endpoint_name(stack, "Endpoint", "ranker-prod")
+    monitoring = ServiceMonitoring(stack, "Monitoring", endpoint=endpoint)
+    template = Template.from_stack(stack)
+    assert '"EndpointName","ranker-prod"' in _dashboard_body(template)
+    assert _scaling_targets(template)["Invocations per instance vs scaling target"] == []
+    assert len(monitoring.alarms) == 2
 
 
 # --- validation ------------------------------------------------------------------------------
