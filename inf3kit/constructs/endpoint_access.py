@@ -74,7 +74,7 @@ def add_log_group(endpoint: NeuronEndpoint, retention: logs.RetentionDays) -> lo
     """Created up front, so it has a retention and our key rather than SageMaker's defaults."""
     key = endpoint.key if isinstance(endpoint.key, kms.Key) else None
     if key is not None:
-        allow_log_group(key, log_group_arn(endpoint))
+        allow_log_group(key, log_group_name(endpoint))
     group = logs.LogGroup(
         endpoint,
         "Logs",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aws_cdk import Aws, CfnResource, Stack
+from aws_cdk import ArnFormat, Aws, CfnResource, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 
@@ -58,12 +58,20 @@ def allow_ebs_in_this_account(key: kms.IKey) -> None:
     )
 
 
-def allow_log_group(key: kms.IKey, log_group_arn: str, *, sid: str | None = None) -> None:
-    """Let CloudWatch Logs in this region use `key` for the log groups `log_group_arn` matches.
+def allow_log_group(key: kms.IKey, log_group_name: str, *, sid: str | None = None) -> None:
+    """Let CloudWatch Logs in this region use `key` for the log groups `log_group_name` matches.
 
-    The encryption-context condition holds the key to those groups (a '*' in the ARN matches
-    several), so no other log group of the account can use it.
+    The encryption-context condition holds the key to those groups (a '*' in the name matches
+    several), so no other log group of the account can use it. The ARN is built here, in the
+    form CloudWatch Logs puts in the context (`...:log-group:NAME`): a `log-group/NAME` ARN
+    never matches, and creating the encrypted group fails at deploy.
     """
+    log_group_arn = Stack.of(key).format_arn(
+        service="logs",
+        resource="log-group",
+        resource_name=log_group_name,
+        arn_format=ArnFormat.COLON_RESOURCE_NAME,
+    )
     key.add_to_resource_policy(
         iam.PolicyStatement(
             sid=sid,

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import jsii
-from aws_cdk import Duration, Size, Stack, Token
+from aws_cdk import Duration, Size, Token
 from aws_cdk import aws_certificatemanager as acm
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
@@ -300,11 +300,7 @@ class NeuronFleet(FleetBase):
             enable_key_rotation=True,
         )
         allow_ebs_in_this_account(self.key)
-        allow_log_group(
-            self.key,
-            Stack.of(self).format_arn(service="logs", resource="log-group", resource_name="*"),
-            sid="FleetLogGroup",
-        )
+        allow_log_group(self.key, "*", sid="FleetLogGroup")
         self.log_group = logs.LogGroup(
             self,
             "Logs",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from aws_cdk import CfnOutput, Duration, Size
+from aws_cdk import Duration, Size
 
 from inf3kit.constructs import (
     DataCapture,
@@ -72,12 +72,6 @@ def add_endpoint(stack: ServiceStack, endpoint: EndpointSpec) -> NeuronEndpoint:
         else Size.gibibytes(endpoint.volume_size_gb),
         catalog=stack.loaded.catalog,
         compatibility=stack.loaded.compatibility,
-    )
-    CfnOutput(
-        stack,
-        "EndpointName",
-        value=neuron.endpoint.attr_endpoint_name,
-        description="`inf3kit invoke --endpoint NAME --input FILE` smoke-tests it",
     )
     return neuron
 

@@ -69,6 +69,17 @@ class ServiceStack(Stack):
         self.endpoint: NeuronEndpoint | None = (
             add_endpoint(self, spec.endpoint) if spec.endpoint is not None else None
         )
+        self.endpoint_name: CfnOutput | None = (
+            CfnOutput(
+                self,
+                "EndpointName",
+                value=self.endpoint.endpoint.attr_endpoint_name,
+                description="`inf3kit invoke --endpoint NAME --input FILE` smoke-tests it",
+            )
+            if self.endpoint is not None
+            else None
+        )
+        """The endpoint's name as a stack output, which a delivery stage's smoke test reads."""
         self.fleet: NeuronFleet | None = (
             add_fleet(self, spec.fleet) if spec.fleet is not None else None
         )
