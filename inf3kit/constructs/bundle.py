@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from aws_cdk import aws_iam as iam
@@ -11,8 +10,7 @@ from aws_cdk import aws_s3_assets as s3_assets
 from constructs import Construct
 
 from inf3kit.constructs.validation import raise_if_problems
-
-_S3_URI = re.compile(r"^s3://([^/]+)/(.+)$")
+from inf3kit.rules import bundle_uri_problems, split_s3_uri
 
 
 class ModelBundle(Construct):
@@ -45,7 +43,7 @@ class ModelBundle(Construct):
             self.object_key: str = asset.s3_object_key
             self.s3_url: str = asset.s3_object_url
         else:
-            bucket_name, _, key = str(s3_uri).removeprefix("s3://").partition("/")
+            bucket_name, key = split_s3_uri(str(s3_uri)) or ("", "")
             self.bucket = s3.Bucket.from_bucket_name(self, "Bucket", bucket_name)
             self.object_key = key
             self.s3_url = str(s3_uri)
@@ -70,8 +68,8 @@ def _validate(path: str | Path | None, s3_uri: str | None) -> list[str]:
         problems.append(
             "give exactly one of `path` (a local .tar.gz) or `s3_uri` (s3://bucket/key.tar.gz)"
         )
-    if s3_uri is not None and (not _S3_URI.match(s3_uri) or not s3_uri.endswith(".tar.gz")):
-        problems.append(f"s3_uri {s3_uri!r} must look like s3://bucket/key.tar.gz")
+    if s3_uri is not None:
+        problems += [f"s3_uri: {p}" for p in bundle_uri_problems(s3_uri)]
     if path is not None:
         problems += _path_problems(Path(str(path)))
     return problems

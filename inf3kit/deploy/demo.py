@@ -8,7 +8,6 @@ verifies every variant checksum) and answers a real inference request.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import signal
@@ -23,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from inf3kit.deploy.emulator import LocalAws
+from inf3kit.rules import split_s3_uri
+from inf3kit.runtime.bundle import sha256_file
 
 
 class DemoError(RuntimeError):
@@ -35,22 +36,20 @@ class FetchedBundle:
     sha256: str
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def fetch_bundle(
     aws: LocalAws, model_data_url: str, local_archive: Path, dest: Path
 ) -> FetchedBundle:
     """Download the deployed bundle and refuse it unless it is the archive that was built."""
-    bucket, _, key = model_data_url.removeprefix("s3://").partition("/")
+    location = split_s3_uri(model_data_url)
+    if location is None:
+        raise DemoError(
+            f"the stack's ModelDataUrl {model_data_url!r} is not an s3:// URI. "
+            "Fix: redeploy the demo stack (`inf3kit demo`)"
+        )
+    bucket, key = location
     dest.parent.mkdir(parents=True, exist_ok=True)
     aws.client("s3").download_file(bucket, key, str(dest))
-    fetched, built = sha256_of(dest), sha256_of(local_archive)
+    fetched, built = sha256_file(dest), sha256_file(local_archive)
     if fetched != built:
         raise DemoError(
             f"the bundle in {model_data_url} (sha256 {fetched[:12]}...) is not the local build "

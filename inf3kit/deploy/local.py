@@ -12,6 +12,7 @@ from pathlib import Path
 
 from botocore.exceptions import ClientError
 
+from inf3kit._templates import resource_counts
 from inf3kit.deploy import cdk_cli
 from inf3kit.deploy.emulator import ACCOUNT, REGION, LocalAws
 
@@ -26,7 +27,7 @@ class StackArtifact:
 
     @property
     def resource_types(self) -> Counter[str]:
-        return Counter(r["Type"] for r in self.template.get("Resources", {}).values())
+        return resource_counts(self.template)
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ and the command line use these rules without loading the CDK.
 """
 
 from inf3kit.rules.fleet import duplicate_problems, public_listener_problems, warm_pool_problems
+from inf3kit.rules.locations import bundle_uri_problems, split_s3_uri
 from inf3kit.rules.rollout import (
     SHARE_LIMITS,
     TRAFFIC_SHIFTING,
@@ -32,6 +33,7 @@ __all__ = [
     "SHARE_LIMITS",
     "TRAFFIC_SHIFTING",
     "RolloutStrategy",
+    "bundle_uri_problems",
     "capacity_problems",
     "cron_problems",
     "default_rollout_strategy",
@@ -43,6 +45,7 @@ __all__ = [
     "rollout_share_problems",
     "scale_down_count_problems",
     "scaling_schedule_problems",
+    "split_s3_uri",
     "time_zone_problems",
     "warm_pool_problems",
 ]

@@ -6,13 +6,12 @@ import re
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from inf3kit.spec.base import ACCOUNT_PATTERN, REGION_PATTERN, StrictModel
+from inf3kit.rules import bundle_uri_problems
+from inf3kit.spec.base import ACCOUNT_PATTERN, REGION_PATTERN, StrictModel, raise_problems
 from inf3kit.spec.delivery import DeliverySpec, check_delivery
 from inf3kit.spec.endpoint import EndpointSpec
 from inf3kit.spec.fleet import FleetSpec
 from inf3kit.spec.monitoring import MonitoringSpec
-
-_S3_URI = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/(?P<key>.+)$")
 
 
 class ModelSpec(StrictModel):
@@ -24,12 +23,7 @@ class ModelSpec(StrictModel):
     @classmethod
     def _bundle_location(cls, value: str) -> str:
         if value.startswith("s3://"):
-            match = _S3_URI.match(value)
-            if not match or not match["key"].endswith(".tar.gz"):
-                raise ValueError(
-                    f"{value!r} is not an s3 URI of a bundle archive. "
-                    "Fix: use s3://BUCKET/PATH/model.tar.gz (pack one with `inf3kit bundle`)"
-                )
+            raise_problems(bundle_uri_problems(value))
         elif "://" in value:
             raise ValueError(
                 f"{value!r} uses an unsupported scheme. Fix: give a local path or an s3:// URI"

@@ -10,6 +10,7 @@ import aws_cdk as cdk
 from aws_cdk import cx_api
 from cdk_nag import AwsSolutionsChecks
 
+from inf3kit._templates import resource_counts
 from inf3kit.spec import LoadedSpec, load_spec
 from inf3kit.stacks.delivery import SPEC_CONTEXT_KEY, DeliveryStack, pipeline_environment
 from inf3kit.stacks.gates import GateResult, run_gates
@@ -85,10 +86,7 @@ def synth(spec_path: str | Path, outdir: str | Path, *, checkov: bool = True) ->
     assembly = cx_api.CloudAssembly(str(outdir))
     stacks, warnings = {}, []
     for stack in assembly.stacks_recursively:  # stacks of pipeline stages are nested
-        counts: dict[str, int] = {}
-        for resource in stack.template.get("Resources", {}).values():
-            counts[resource["Type"]] = counts.get(resource["Type"], 0) + 1
-        stacks[stack.stack_name] = dict(sorted(counts.items()))
+        stacks[stack.stack_name] = dict(sorted(resource_counts(stack.template).items()))
         warnings += [
             f"{m.id}: {m.entry.data}"
             for m in stack.messages

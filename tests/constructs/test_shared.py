@@ -125,7 +125,7 @@ def test_fails_when_bundle_gets_both_or_neither_location(tmp_path: Path) -> None
         ModelBundle(cdk.Stack(cdk.App()), "B")
     assert str(info.value) == message
     with pytest.raises(ValueError) as info:
-        ModelBundle(cdk.Stack(cdk.App()), "B", path=archive, s3_uri="s3://b/x.tar.gz")
+        ModelBundle(cdk.Stack(cdk.App()), "B", path=archive, s3_uri="s3://models-bucket/x.tar.gz")
     assert str(info.value) == message
 
 
@@ -156,7 +156,8 @@ def test_fails_when_bundle_uri_is_not_an_archive() -> None:
         ModelBundle(cdk.Stack(cdk.App()), "B", s3_uri="s3://b/model.zip")
     assert str(info.value) == (
         "ModelBundle B: 1 problem\n"
-        "  - s3_uri 's3://b/model.zip' must look like s3://bucket/key.tar.gz"
+        "  - s3_uri: 's3://b/model.zip' is not an s3 URI of a bundle archive. "
+        "Fix: use s3://BUCKET/PATH/model.tar.gz (pack one with `inf3kit bundle`)"
     )
 
 
@@ -186,7 +187,8 @@ def test_fails_when_bundle_has_both_locations_and_a_bad_uri_and_lists_both() -> 
     assert str(info.value) == (
         "ModelBundle B: 3 problems\n"
         "  - give exactly one of `path` (a local .tar.gz) or `s3_uri` (s3://bucket/key.tar.gz)\n"
-        "  - s3_uri 's3://b/model.zip' must look like s3://bucket/key.tar.gz\n"
+        "  - s3_uri: 's3://b/model.zip' is not an s3 URI of a bundle archive. "
+        "Fix: use s3://BUCKET/PATH/model.tar.gz (pack one with `inf3kit bundle`)\n"
         "  - path 'x.tar.gz' does not exist. Fix: build it (`make bundle`, or `inf3kit "
         "compile` then `inf3kit bundle`), or give an s3:// URI"
     )

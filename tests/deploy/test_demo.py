@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from inf3kit.deploy import LocalAws, start, stop
-from inf3kit.deploy.demo import DemoError, fetch_bundle, sha256_of
+from inf3kit.deploy.demo import DemoError, fetch_bundle
+from inf3kit.runtime.bundle import sha256_file
 
 
 @pytest.fixture
@@ -25,7 +26,7 @@ def test_fetched_bundle_is_the_built_archive(emulator: LocalAws, tmp_path: Path)
     s3.create_bucket(Bucket="assets")
     s3.upload_file(str(built), "assets", "abc.gz")
     fetched = fetch_bundle(emulator, "s3://assets/abc.gz", built, tmp_path / "f" / "m.tar.gz")
-    assert fetched.sha256 == sha256_of(built)
+    assert fetched.sha256 == sha256_file(built)
     assert fetched.path.read_bytes() == b"bundle bytes"
 
 
@@ -40,7 +41,7 @@ def test_fails_when_the_deployed_bundle_is_not_the_built_one(
     with pytest.raises(DemoError) as info:
         fetch_bundle(emulator, "s3://assets/old.gz", built, tmp_path / "f.tar.gz")
     assert str(info.value) == (
-        f"the bundle in s3://assets/old.gz (sha256 {sha256_of(tmp_path / 'f.tar.gz')[:12]}...) "
-        f"is not the local build {built} (sha256 {sha256_of(built)[:12]}...); rebuild with "
+        f"the bundle in s3://assets/old.gz (sha256 {sha256_file(tmp_path / 'f.tar.gz')[:12]}...) "
+        f"is not the local build {built} (sha256 {sha256_file(built)[:12]}...); rebuild with "
         "`make bundle` and redeploy"
     )
