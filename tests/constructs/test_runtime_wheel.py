@@ -13,15 +13,23 @@ from inf3kit import __version__
 from inf3kit.constructs.runtime_wheel import runtime_wheel
 
 
+def _build_outputs(root: Path) -> dict[Path, int]:
+    """What setuptools writes where it builds: egg-info and build/lib, with their times."""
+    found = [*root.glob("*.egg-info"), root / "build" / "lib"]
+    return {p: p.stat().st_mtime_ns for p in found if p.exists()}
+
+
 def test_the_wheel_is_this_version_with_the_runtime_and_its_data(tmp_path: Path) -> None:
+    source = Path(inf3kit.__file__).parents[1]
+    before = _build_outputs(source)
     wheel = runtime_wheel(tmp_path)
     assert wheel.name == f"inf3kit-{__version__}-py3-none-any.whl"
     names = set(zipfile.ZipFile(wheel).namelist())
     assert {"inf3kit/runtime/app.py", "inf3kit/catalog/data/instances.yaml"} <= names
     assert f"inf3kit-{__version__}.dist-info/METADATA" in names
     assert runtime_wheel(tmp_path) == wheel  # the second synthesis reuses it
-    # Built from a copy: an egg-info beside the source would shadow the installed metadata.
-    assert not list(Path(inf3kit.__file__).parents[1].glob("*.egg-info"))
+    # Built from a copy: a fresh egg-info beside the source would shadow the installed metadata.
+    assert _build_outputs(source) == before
 
 
 def test_the_wheel_installs_and_serves_from_a_clean_venv(tmp_path: Path) -> None:
