@@ -70,5 +70,3 @@ def _guarded(ctx: Context, name: str, check: Check) -> None:
         check(ctx)
     except (BotoCoreError, ClientError) as exc:
         ctx.unchecked(name, f"cannot read the account: {exc}")
-    except NotImplementedError as exc:  # moto's answer for an API it does not emulate
-        ctx.unchecked(name, f"the API is not available here: {exc}")
