@@ -57,3 +57,10 @@ def ref(value: Any) -> str:
     if isinstance(value, dict) and "Fn::GetAtt" in value:
         return str(value["Fn::GetAtt"][0])
     raise AssertionError(f"not a reference: {value!r}")
+
+
+def text_of(value: Any) -> str:
+    """A CloudFormation value as text, each function other than Fn::Join replaced by '<t>'."""
+    if isinstance(value, dict) and "Fn::Join" in value:
+        return "".join(text_of(part) for part in value["Fn::Join"][1])
+    return value if isinstance(value, str) else "<t>"

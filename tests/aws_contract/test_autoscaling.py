@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from tests.aws_contract.conftest import StackTemplate, ref
+import re
+
+from tests.aws_contract.conftest import StackTemplate, ref, text_of
 
 NEURON_PREFIXES = ("inf", "trn")
 
@@ -81,3 +83,35 @@ def test_fleets_never_run_on_inf1(templates: list[StackTemplate]) -> None:
     neuron = [t for t in types if isinstance(t, str) and t.startswith(NEURON_PREFIXES)]
     assert neuron, "no example runs a fleet"
     assert not [t for t in neuron if t.startswith("inf1.")]
+
+
+def test_instances_may_read_every_object_they_download_at_boot(
+    templates: list[StackTemplate],
+) -> None:
+    """Amazon S3 user guide, "Required permissions for Amazon S3 API operations": GetObject
+    needs s3:GetObject on the object; the instance downloads with its role ("IAM roles for
+    Amazon EC2"). The runtime wheel and the bundle are fetched at boot, so a missing grant
+    fails every launch."""
+    checked = 0
+    for template in templates:
+        profiles = template.resources("AWS::IAM::InstanceProfile")
+        for lt in template.resources("AWS::EC2::LaunchTemplate").values():
+            data = lt["Properties"]["LaunchTemplateData"]
+            if "UserData" not in data:
+                continue
+            objects = re.findall(r"s3://<t>/([^\s'\"]+)", text_of(data["UserData"]["Fn::Base64"]))
+            (role,) = profiles[ref(data["IamInstanceProfile"]["Arn"])]["Properties"]["Roles"]
+            readable = {
+                text_of(resource).rsplit("/", 1)[-1]
+                for statement in template.role_statements(ref(role))
+                if "s3:GetObject" in statement["Action"]
+                for resource in (
+                    statement["Resource"]
+                    if isinstance(statement["Resource"], list)
+                    else [statement["Resource"]]
+                )
+            }
+            assert any(o.endswith(".whl") for o in objects), template.name  # the runtime wheel
+            assert set(objects) <= readable, (template.name, set(objects) - readable)
+            checked += 1
+    assert checked, "no example has a fleet"

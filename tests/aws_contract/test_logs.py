@@ -3,18 +3,10 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
-from tests.aws_contract.conftest import StackTemplate
+from tests.aws_contract.conftest import StackTemplate, text_of
 
 CONTEXT = "kms:EncryptionContext:aws:logs:arn"
-
-
-def _text(value: Any) -> str:
-    """A condition value with each CloudFormation function replaced by '<token>'."""
-    if isinstance(value, dict) and "Fn::Join" in value:
-        return "".join(_text(part) for part in value["Fn::Join"][1])
-    return value if isinstance(value, str) else "<token>"
 
 
 def test_log_group_keys_match_the_arn_logs_puts_in_the_context(
@@ -25,7 +17,7 @@ def test_log_group_keys_match_the_arn_logs_puts_in_the_context(
     arn:PARTITION:logs:REGION:ACCOUNT:log-group:NAME. A key policy condition written
     `log-group/NAME` never matches it, and creating the encrypted log group fails."""
     found = [
-        (t.name, _text(statement["Condition"]["ArnLike"][CONTEXT]))
+        (t.name, text_of(statement["Condition"]["ArnLike"][CONTEXT]))
         for t in templates
         for key in t.resources("AWS::KMS::Key").values()
         for statement in key["Properties"]["KeyPolicy"]["Statement"]
