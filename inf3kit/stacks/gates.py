@@ -43,11 +43,20 @@ class GateResult:
 
 
 def templates(assembly_dir: Path) -> list[Path]:
-    """The templates of the assembly and of its nested stage assemblies (`assembly-*/`)."""
-    found = sorted(assembly_dir.glob("*.template.json"))
-    for nested in sorted(assembly_dir.glob("assembly-*/")):
-        found += templates(nested)
-    return found
+    """The stack templates the assembly's manifest lists, nested stage assemblies included.
+
+    The manifest, not a glob: CDK never deletes an output folder's old files, so a stack that
+    was renamed or removed leaves a stale template the gates must not judge.
+    """
+    manifest = json.loads((assembly_dir / "manifest.json").read_text())
+    found: list[Path] = []
+    for artifact in manifest.get("artifacts", {}).values():
+        properties = artifact.get("properties", {})
+        if artifact.get("type") == "aws:cloudformation:stack":
+            found.append(assembly_dir / properties["templateFile"])
+        elif artifact.get("type") == "cdk:cloud-assembly":
+            found += templates(assembly_dir / properties["directoryName"])
+    return sorted(found)
 
 
 def nag_gate(assembly_dir: Path) -> GateResult:

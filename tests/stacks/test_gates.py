@@ -9,7 +9,7 @@ import pytest
 from aws_cdk import aws_s3 as s3
 from cdk_nag import AwsSolutionsChecks
 
-from inf3kit.stacks.gates import GateResult, run_gates
+from inf3kit.stacks.gates import GateResult, run_gates, templates
 
 
 @pytest.fixture(scope="module")
@@ -42,3 +42,13 @@ def test_checkov_gate_reports_an_insecure_bucket(insecure_gates: dict[str, GateR
     gate = insecure_gates["checkov"]
     assert not gate.passed
     assert {"CKV_AWS_18", "CKV_AWS_21"} <= {f.rule for f in gate.findings}
+
+
+def test_gates_judge_only_the_stacks_the_manifest_lists(tmp_path: Path) -> None:
+    app = cdk.App(outdir=str(tmp_path))
+    cdk.CfnResource(cdk.Stack(app, "Current"), "Topic", type="AWS::SNS::Topic")
+    app.synth()
+    stale = tmp_path / "Renamed.template.json"  # left by an earlier synthesis
+    stale.write_text('{"Resources": {"Broken": {"Type": "AWS::SNS::Topic", "Properties": 1}}}')
+
+    assert templates(tmp_path) == [tmp_path / "Current.template.json"]
