@@ -50,6 +50,10 @@ class AcceleratorData(_Strict):
     neuron_cores_per_chip: int | None = None
     memory_gib_per_chip: float
     source: str
+    logical_neuroncore_config: int = Field(1, ge=1)
+    """Physical NeuronCores the Neuron runtime groups into one logical core by default (LNC):
+    what frameworks see as one core, and the unit of a tensor-parallel degree."""
+    logical_neuroncore_source: str | None = None
     throughput: RelativeThroughput | None = None
 
 
@@ -92,6 +96,8 @@ class InstanceType:
     accelerator_kind: Literal["neuron", "gpu"]
     chips: int
     neuron_cores: int
+    logical_neuroncore_config: int
+    """Physical cores per logical core (LNC); `neuron_cores // this` is what an engine sees."""
     neuroncore_generation: str | None
     accelerator_memory_gib: float
     vcpu: int
@@ -163,6 +169,7 @@ class Catalog:
             accelerator_kind=accel.kind,
             chips=size.chips,
             neuron_cores=size.chips * (accel.neuron_cores_per_chip or 0),
+            logical_neuroncore_config=accel.logical_neuroncore_config,
             neuroncore_generation=accel.neuroncore_generation,
             accelerator_memory_gib=size.chips * accel.memory_gib_per_chip,
             vcpu=size.vcpu,

@@ -35,6 +35,8 @@ class ModelArchitecture:
     tie_word_embeddings: bool = False
     parameters: int | None = None
     """The published parameter count, when known; None: computed from the shape."""
+    max_position_embeddings: int | None = None
+    """The longest context the model was trained for; `max_model_len` may not exceed it."""
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from inf3kit.spec import LoadedSpec
 def bundle_path(loaded: LoadedSpec) -> Path | None:
     """The local bundle the spec deploys, or None for an s3:// bundle."""
     bundle = loaded.spec.model.bundle
-    return None if loaded.spec.model.is_s3 else loaded.resolve(bundle)
+    return None if bundle is None or loaded.spec.model.is_s3 else loaded.resolve(bundle)
 
 
 def read_bundle_manifest(path: Path) -> Manifest:

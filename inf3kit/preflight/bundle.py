@@ -21,7 +21,10 @@ REBUILD = "re-create it with `inf3kit bundle BUNDLE_DIR --out model.tar.gz` and 
 
 
 def check(ctx: Context) -> None:
+    """No bundle (an LLM spec) is preflight.weights' to check."""
     model = ctx.loaded.spec.model
+    if model.bundle is None:
+        return
     if not model.is_s3:
         _verify(ctx, ctx.loaded.resolve(model.bundle), model.bundle)
         return

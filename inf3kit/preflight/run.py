@@ -8,7 +8,15 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from inf3kit.preflight import bootstrap, bundle, endpoint_update, images, offerings, quotas
+from inf3kit.preflight import (
+    bootstrap,
+    bundle,
+    endpoint_update,
+    images,
+    offerings,
+    quotas,
+    weights,
+)
 from inf3kit.preflight.report import Context, Report
 from inf3kit.spec import LoadedSpec, Spec
 
@@ -20,7 +28,10 @@ REGIONAL: tuple[tuple[str, Check], ...] = (
     (bootstrap.CHECK, bootstrap.check),
     (endpoint_update.CHECK, endpoint_update.check),
 )
-ONCE: tuple[tuple[str, Check], ...] = ((bundle.CHECK, bundle.check),)
+ONCE: tuple[tuple[str, Check], ...] = (
+    (bundle.CHECK, bundle.check),
+    (weights.CHECK, weights.check),
+)
 
 
 class PreflightError(ValueError):

@@ -27,6 +27,7 @@ from inf3kit.rules.values import (
     percent_problems,
     scale_down_count_problems,
 )
+from inf3kit.rules.weights import llm_weights_problems, s3_prefix_problems
 
 __all__ = [
     "IMAGE_BUILD_SCHEDULE",
@@ -39,10 +40,12 @@ __all__ = [
     "default_rollout_strategy",
     "duplicate_problems",
     "email_problems",
+    "llm_weights_problems",
     "percent_problems",
     "public_listener_problems",
     "rollout_capacity_problems",
     "rollout_share_problems",
+    "s3_prefix_problems",
     "scale_down_count_problems",
     "scaling_schedule_problems",
     "split_s3_uri",

@@ -15,7 +15,14 @@ from inf3kit.rules import (
     scaling_schedule_problems,
     time_zone_problems,
 )
-from inf3kit.spec.base import StrictModel, check_neuron_type, compatibility_from, raise_problems
+from inf3kit.spec.base import (
+    StrictModel,
+    catalog_from,
+    check_neuron_type,
+    compatibility_from,
+    raise_problems,
+)
+from inf3kit.spec.llm import fit_check, llm_from
 
 
 class EndpointInstances(StrictModel):
@@ -94,7 +101,11 @@ class EndpointSpec(StrictModel):
     @field_validator("instance_type")
     @classmethod
     def _sagemaker_neuron_type(cls, value: str, info: ValidationInfo) -> str:
-        return check_neuron_type(value, info, "sagemaker")
+        check_neuron_type(value, info, "sagemaker")
+        llm = llm_from(info)
+        if llm is not None:
+            raise_problems(fit_check(llm, value, catalog_from(info)))
+        return value
 
     @property
     def rollout_strategy(self) -> RolloutStrategy:

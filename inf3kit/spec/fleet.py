@@ -14,7 +14,14 @@ from inf3kit.rules import (
     public_listener_problems,
     warm_pool_problems,
 )
-from inf3kit.spec.base import StrictModel, check_neuron_type, compatibility_from, raise_problems
+from inf3kit.spec.base import (
+    StrictModel,
+    catalog_from,
+    check_neuron_type,
+    compatibility_from,
+    raise_problems,
+)
+from inf3kit.spec.llm import fit_check, llm_from, shared_degree_problems
 
 
 class FleetCapacity(StrictModel):
@@ -90,6 +97,9 @@ def _ec2_neuron_type(value: str, info: ValidationInfo) -> str:
     refusal = compatibility_from(info).fleet_problem(value)
     if refusal:
         raise ValueError(refusal)
+    llm = llm_from(info)
+    if llm is not None:
+        raise_problems(fit_check(llm, value, catalog_from(info)))
     return value
 
 
@@ -109,8 +119,11 @@ class FleetSpec(StrictModel):
 
     @field_validator("instance_types")
     @classmethod
-    def _each_once(cls, value: list[str]) -> list[str]:
+    def _each_once(cls, value: list[str], info: ValidationInfo) -> list[str]:
         raise_problems(duplicate_problems(value))
+        llm = llm_from(info)
+        if llm is not None:
+            raise_problems(shared_degree_problems(llm, value, catalog_from(info)))
         return value
 
     @model_validator(mode="after")

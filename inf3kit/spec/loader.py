@@ -12,6 +12,7 @@ from pydantic_core import ErrorDetails
 
 from inf3kit.catalog import Catalog, CatalogError, Compatibility, load_catalog, load_compatibility
 from inf3kit.spec.errors import Problem, SpecError
+from inf3kit.spec.llm import LlmService, llm_service, prevalidated_llm
 from inf3kit.spec.models import Spec
 from inf3kit.spec.yaml_source import decode, structure_problems
 
@@ -84,10 +85,14 @@ def parse_spec(text: str, *, source: str = "<string>", base_dir: Path | None = N
             ],
         )
     catalog, compatibility = _catalog_for(data, base_dir, source, root)
+    context: dict[str, Any] = {
+        "catalog": catalog,
+        "compatibility": compatibility,
+        "base_dir": base_dir,
+    }
+    context["llm"] = prevalidated_llm(data, context)
     try:
-        spec = Spec.model_validate(
-            data, context={"catalog": catalog, "compatibility": compatibility}
-        )
+        spec = Spec.model_validate(data, context=context)
     except ValidationError as exc:
         raise SpecError(source, [_problem(err, root) for err in exc.errors()]) from None
     return LoadedSpec(
@@ -112,6 +117,15 @@ class LoadedSpec:
         self.base_dir = base_dir
         self.catalog = catalog
         self.compatibility = compatibility
+
+    def llm_service(self, *instance_types: str) -> LlmService:
+        """An LLM spec's model shape, weights and settings for the stacks, with
+        `tensor_parallel: auto` resolved to the one degree that suits all of `instance_types`
+        (the endpoint's type, or the fleet's). Raises ValueError for a runtime spec."""
+        spec = self.spec
+        if spec.llm is None or spec.model.weights is None:
+            raise ValueError("model.engine is runtime: the spec has no LLM service")
+        return llm_service(spec.llm, spec.model.weights, list(instance_types), self.catalog)
 
     def resolve(self, relative: str) -> Path:
         """A path written in the spec, resolved against the spec file's folder."""

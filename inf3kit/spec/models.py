@@ -7,21 +7,39 @@ import re
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from inf3kit.rules import bundle_uri_problems
-from inf3kit.spec.base import ACCOUNT_PATTERN, REGION_PATTERN, StrictModel, raise_problems
+from inf3kit.spec.base import (
+    ACCOUNT_PATTERN,
+    REGION_PATTERN,
+    StrictModel,
+    raise_problems,
+)
 from inf3kit.spec.delivery import DeliverySpec, check_delivery
 from inf3kit.spec.endpoint import EndpointSpec
 from inf3kit.spec.fleet import FleetSpec
+from inf3kit.spec.llm import (
+    Engine,
+    LlmSpec,
+    WeightsSpec,
+    engine_problems,
+    llm_section_problem,
+)
 from inf3kit.spec.monitoring import MonitoringSpec
 
 
 class ModelSpec(StrictModel):
-    bundle: str = Field(
-        description="a bundle directory or .tar.gz, relative to the spec file, or s3://bucket/key"
+    engine: Engine = "runtime"
+    """`runtime`: inf3kit's server with a compiled `bundle`; `vllm`: an LLM from `weights`."""
+    bundle: str | None = Field(
+        None,
+        description="a bundle directory or .tar.gz, relative to the spec file, or s3://bucket/key",
     )
+    weights: WeightsSpec | None = None
 
     @field_validator("bundle")
     @classmethod
-    def _bundle_location(cls, value: str) -> str:
+    def _bundle_location(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
         if value.startswith("s3://"):
             raise_problems(bundle_uri_problems(value))
         elif "://" in value:
@@ -30,9 +48,18 @@ class ModelSpec(StrictModel):
             )
         return value
 
+    @model_validator(mode="after")
+    def _engine_inputs(self) -> ModelSpec:
+        raise_problems(engine_problems(self.engine, self.bundle, self.weights))
+        return self
+
     @property
     def is_s3(self) -> bool:
-        return self.bundle.startswith("s3://")
+        return self.bundle is not None and self.bundle.startswith("s3://")
+
+    @property
+    def is_llm(self) -> bool:
+        return self.engine == "vllm"
 
 
 class ServingSpec(StrictModel):
@@ -66,6 +93,7 @@ class Spec(StrictModel):
     catalog: str | None = Field(None, description="a catalog override file, relative to the spec")
     model: ModelSpec
     serving: ServingSpec = ServingSpec()
+    llm: LlmSpec | None = Field(None, validate_default=True)
     endpoint: EndpointSpec | None = None
     fleet: FleetSpec | None = None
     network: NetworkSpec = NetworkSpec()
@@ -83,6 +111,15 @@ class Spec(StrictModel):
                 f"stage names {', '.join(map(repr, bad))} are not DNS-safe. "
                 "Fix: use lowercase letters, digits and '-', starting with a letter"
             )
+        return value
+
+    @field_validator("llm")
+    @classmethod
+    def _llm_with_vllm(cls, value: LlmSpec | None, info: ValidationInfo) -> LlmSpec | None:
+        model = info.data.get("model")
+        problem = llm_section_problem(model.engine if model else None, value)
+        if problem:
+            raise ValueError(problem)
         return value
 
     @field_validator("delivery")

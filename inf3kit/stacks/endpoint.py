@@ -16,7 +16,7 @@ from inf3kit.constructs import (
 )
 from inf3kit.constructs.endpoint_rollout import DEFAULT_LATENCY_THRESHOLD
 from inf3kit.spec import EndpointSpec
-from inf3kit.stacks.serving import runtime_settings
+from inf3kit.stacks.serving import NO_LLM_CONSTRUCT, runtime_settings
 
 if TYPE_CHECKING:
     from inf3kit.stacks.service import ServiceStack
@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 
 def add_endpoint(stack: ServiceStack, endpoint: EndpointSpec) -> NeuronEndpoint:
     """The SageMaker endpoint, named after the stack so `inf3kit invoke --endpoint` is obvious."""
+    if stack.bundle is None:
+        raise ValueError(NO_LLM_CONSTRUCT.format(section="endpoint"))
     scaling, rollout = endpoint.scaling, endpoint.rollout
     schedule = scaling.schedule
     neuron = NeuronEndpoint(

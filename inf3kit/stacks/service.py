@@ -47,11 +47,14 @@ class ServiceStack(Stack):
 
         self.artifacts = ModelArtifacts(self, "Artifacts")
         bundle = spec.model.bundle
-        self.bundle = (
-            ModelBundle(self, "Bundle", s3_uri=bundle)
-            if spec.model.is_s3
-            else ModelBundle(self, "Bundle", path=loaded.resolve(bundle))
-        )
+        self.bundle: ModelBundle | None = None
+        """The runtime's model bundle; None for an LLM (`model.engine: vllm` loads weights)."""
+        if bundle is not None:
+            self.bundle = (
+                ModelBundle(self, "Bundle", s3_uri=bundle)
+                if spec.model.is_s3
+                else ModelBundle(self, "Bundle", path=loaded.resolve(bundle))
+            )
         self.vpc: ec2.IVpc | None = None
         if spec.network.creates_vpc:
             self.vpc = ServiceNetwork(
@@ -64,7 +67,8 @@ class ServiceStack(Stack):
             self.vpc = ec2.Vpc.from_lookup(self, "Network", vpc_id=spec.network.vpc)
 
         CfnOutput(self, "ArtifactBucketName", value=self.artifacts.bucket.bucket_name)
-        CfnOutput(self, "ModelDataUrl", value=self.bundle.s3_url)
+        if self.bundle is not None:
+            CfnOutput(self, "ModelDataUrl", value=self.bundle.s3_url)
 
         self.endpoint: NeuronEndpoint | None = (
             add_endpoint(self, spec.endpoint) if spec.endpoint is not None else None

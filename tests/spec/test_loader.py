@@ -56,7 +56,7 @@ def test_fails_when_key_is_unknown_with_did_you_mean() -> None:
 def test_fails_when_top_level_key_is_unknown() -> None:
     assert problems(GOOD + "netwrok: {vpc: new}\n") == [
         "netwrok (line 8): unknown key 'netwrok'. Did you mean 'network'? Allowed here: name, "
-        "description, catalog, model, serving, endpoint, fleet, network, monitoring, tags, "
+        "description, catalog, model, serving, llm, endpoint, fleet, network, monitoring, tags, "
         "environments, delivery. "
         "Fix: rename or remove it"
     ]
