@@ -47,6 +47,10 @@ class RuntimeWheel:
     def file_name(self) -> str:
         return self.wheel_name or self.key.rsplit("/", 1)[-1]
 
+    @property
+    def object_arn(self) -> str:
+        return self.bucket.arn_for_objects(self.key)
+
     def requirements(self, local_path: str, requirements: Sequence[str]) -> tuple[str, ...]:
         """`requirements` with inf3kit taken from the wheel downloaded to `local_path`."""
         return (
@@ -60,6 +64,6 @@ class RuntimeWheel:
             iam.PolicyStatement(
                 sid="ReadRuntimeWheel",
                 actions=["s3:GetObject"],
-                resources=[self.bucket.arn_for_objects(self.key)],
+                resources=[self.object_arn],
             )
         )

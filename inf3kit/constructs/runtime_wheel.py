@@ -80,42 +80,74 @@ def _build(source: Path, out: Path) -> Path:
     for name in ("pyproject.toml", "README.md", "LICENSE"):
         if (source / name).is_file():
             shutil.copy2(source / name, tree / name)
+    built = out / "built"
     pip = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--quiet"]
     done = subprocess.run(
-        [*pip, "-w", str(out), str(tree)],
+        [*pip, "-w", str(built), str(tree)],
         capture_output=True,
         text=True,
     )
-    wheels = sorted(out.glob(f"{PACKAGE}-*.whl"))
+    wheels = sorted(built.glob(f"{PACKAGE}-*.whl"))
     if done.returncode != 0 or not wheels:
         raise RuntimeError(
             f"could not build the inf3kit wheel from {source}: {done.stderr.strip()[-2000:]}. "
             "Fix: check that `pip wheel --no-deps .` works in that folder"
         )
-    return wheels[0]
+    with zipfile.ZipFile(wheels[0]) as archive:
+        files = {
+            name: archive.read(name)
+            for name in archive.namelist()
+            if not name.endswith("/") and not name.endswith(".dist-info/RECORD")
+        }
+    return _write(out / wheels[0].name, files)
 
 
 def _repack(out: Path) -> Path:
-    """Rebuild the wheel from an installed (non-editable) inf3kit, as its RECORD lists it."""
+    """Rebuild the wheel from an installed (non-editable) inf3kit, as its RECORD lists it,
+    without what pip adds at install time (PEP 376 INSTALLER and REQUESTED, PEP 610
+    direct_url.json): the same files as the wheel it was installed from."""
     dist = metadata.distribution(PACKAGE)
-    version = dist.version
-    info = f"{PACKAGE}-{version}.dist-info"
-    wheel = out / f"{PACKAGE}-{version}-py3-none-any.whl"
+    info = f"{PACKAGE}-{dist.version}.dist-info"
+    added = {f"{info}/{name}" for name in ("RECORD", "INSTALLER", "REQUESTED", "direct_url.json")}
+    files = {}
+    for file in dist.files or []:
+        name = str(file)
+        if "__pycache__" in name or name in added:
+            continue
+        if name.startswith((f"{PACKAGE}/", f"{info}/")):
+            files[name] = Path(str(file.locate())).read_bytes()
+    return _write(out / f"{PACKAGE}-{dist.version}-py3-none-any.whl", files)
+
+
+_EPOCH = (1980, 1, 1, 0, 0, 0)
+
+
+def _write(wheel: Path, files: dict[str, bytes]) -> Path:
+    """A reproducible wheel: sorted entries, fixed times and modes, RECORD last.
+
+    The same files give the same bytes whether built from source or repacked from an install,
+    so the asset hash (and with it the fleet's user data and the pipeline stack) changes only
+    when inf3kit does: a pipeline synthesizing with the wheel it installed does not see a new
+    asset and mutate itself on every run.
+    """
+    info = next(n.split("/")[0] for n in files if n.split("/")[0].endswith(".dist-info"))
     records = []
     with zipfile.ZipFile(wheel, "w", zipfile.ZIP_DEFLATED) as archive:
-        for file in dist.files or []:
-            name = str(file)
-            if "__pycache__" in name or name.startswith("..") or name.endswith("RECORD"):
-                continue
-            if not name.startswith((f"{PACKAGE}/", f"{info}/")):
-                continue
-            data = Path(str(file.locate())).read_bytes()
-            archive.writestr(name, data)
+        for name in sorted(files):
+            data = files[name]
+            _add(archive, name, data)
             digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=")
             records.append(f"{name},sha256={digest.decode()},{len(data)}")
         records.append(f"{info}/RECORD,,")
-        archive.writestr(f"{info}/RECORD", "\n".join(records) + "\n")
+        _add(archive, f"{info}/RECORD", ("\n".join(records) + "\n").encode())
     return wheel
+
+
+def _add(archive: zipfile.ZipFile, name: str, data: bytes) -> None:
+    entry = zipfile.ZipInfo(name, date_time=_EPOCH)
+    entry.external_attr = 0o644 << 16
+    entry.compress_type = zipfile.ZIP_DEFLATED
+    archive.writestr(entry, data)
 
 
 def resolve_runtime_wheel(

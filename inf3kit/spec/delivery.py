@@ -11,8 +11,9 @@ import posixpath
 import re
 from collections.abc import Mapping
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from inf3kit.spec.base import ACCOUNT_PATTERN, REGION_PATTERN, StrictModel
 
@@ -49,10 +50,17 @@ class DeliverySpec(StrictModel):
         description="the CodeStar (CodeConnections) connection to GitHub, GitLab or Bitbucket"
     )
     spec_path: str = Field("inf3kit.yaml", description="this spec file, relative to the repo root")
-    install: Literal["pypi", "repo"] | None = Field(
+    install: Literal["wheel", "index", "repo"] | None = Field(
         None,
-        description="where the synth step gets inf3kit: `pypi` pins this version, `repo` "
-        "installs the repository itself; default: `repo` when the repository is inf3kit",
+        description="where the synth and smoke steps get inf3kit: `wheel` the wheel of the "
+        "inf3kit that synthesized the pipeline (an asset of the pipeline stack), `index` this "
+        "version from a package index that publishes it, `repo` the repository itself; "
+        "default: `repo` when the repository is inf3kit, else `wheel`",
+    )
+    index_url: str | None = Field(
+        None,
+        description="with `install: index`, the package index to install from; default: "
+        "pip's own (PyPI, where inf3kit is not published)",
     )
     pipeline_account: str | None = Field(None, pattern=ACCOUNT_PATTERN)
     pipeline_region: str | None = Field(None, pattern=REGION_PATTERN)
@@ -105,12 +113,40 @@ class DeliverySpec(StrictModel):
             )
         return path
 
+    @field_validator("index_url")
+    @classmethod
+    def _index_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        parsed = urlsplit(value)
+        if parsed.scheme != "https" or not parsed.hostname:
+            raise ValueError(
+                f"got {value!r}, which is not an https URL. Fix: give the index's simple API "
+                "URL, e.g. https://pypi.example.com/simple/"
+            )
+        if parsed.username or parsed.password:
+            raise ValueError(
+                f"got a URL with credentials ({parsed.hostname}): the pipeline's buildspec is "
+                "readable by anyone who can read the pipeline stack. Fix: give the URL without "
+                "user:password, and let the index accept the build role (e.g. CodeArtifact)"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _index_url_needs_index(self) -> DeliverySpec:
+        if self.index_url is not None and self.source != "index":
+            raise ValueError(
+                f"index_url is set but install is {self.source!r}, which does not use it. "
+                "Fix: add `install: index`, or remove `index_url`"
+            )
+        return self
+
     @property
-    def source(self) -> Literal["pypi", "repo"]:
-        """`repo` when set so, or when the repository is inf3kit itself; else `pypi`."""
+    def source(self) -> Literal["wheel", "index", "repo"]:
+        """`install` when set, else `repo` when the repository is inf3kit itself, else `wheel`."""
         if self.install is not None:
             return self.install
-        return "repo" if self.repository.split("/")[1].lower() == "inf3kit" else "pypi"
+        return "repo" if self.repository.split("/")[1].lower() == "inf3kit" else "wheel"
 
     def smoke_input_path(self) -> str | None:
         """The smoke request file relative to the repository root (paths in a spec are

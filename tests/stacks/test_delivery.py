@@ -46,7 +46,7 @@ def test_delivery_defaults() -> None:
     assert (delivery.branch, delivery.spec_path, delivery.source) == (
         "main",
         "inf3kit.yaml",
-        "pypi",
+        "wheel",
     )
     assert delivery.approval_stages(["staging", "prod"]) == ["prod"]
 
@@ -176,7 +176,48 @@ def test_fails_when_pipeline_region_is_not_a_region() -> None:
 
 def test_fails_when_install_is_unknown() -> None:
     assert problems(BASE + "  install: git\n") == [
-        "delivery.install (line 12): got 'git'; allowed: 'pypi' or 'repo'. Fix: use one of those"
+        "delivery.install (line 12): got 'git'; allowed: 'wheel', 'index' or 'repo'. Fix: use "
+        "one of those"
+    ]
+
+
+def test_index_install_pins_this_version_from_the_given_index() -> None:
+    text = BASE + "  install: index\n  index_url: https://pypi.example.com/simple/\n"
+    delivery = parse_spec(text).spec.delivery
+    assert delivery is not None
+    assert delivery_stacks.install_commands(delivery, None) == [
+        f"pip install --index-url https://pypi.example.com/simple/ 'inf3kit[cdk]=={__version__}'"
+    ]
+
+
+def test_repo_install_installs_the_checkout_and_its_cdk_cli() -> None:
+    delivery = parse_spec(BASE + "  install: repo\n").spec.delivery
+    assert delivery is not None
+    assert delivery_stacks.install_commands(delivery, None) == ["pip install -e '.[cdk]'", "npm ci"]
+
+
+def test_fails_when_index_url_is_set_without_index_install() -> None:
+    assert problems(BASE + "  index_url: https://pypi.example.com/simple/\n") == [
+        "delivery (line 10): index_url is set but install is 'wheel', which does not use it. "
+        "Fix: add `install: index`, or remove `index_url`"
+    ]
+
+
+def test_fails_when_index_url_carries_credentials() -> None:
+    text = BASE + "  install: index\n  index_url: https://me:secret@pypi.example.com/simple/\n"
+    assert problems(text) == [
+        "delivery.index_url (line 13): got a URL with credentials (pypi.example.com): the "
+        "pipeline's buildspec is readable by anyone who can read the pipeline stack. Fix: give "
+        "the URL without user:password, and let the index accept the build role (e.g. "
+        "CodeArtifact)"
+    ]
+
+
+def test_fails_when_index_url_is_not_https() -> None:
+    text = BASE + "  install: index\n  index_url: http://pypi.example.com/simple/\n"
+    assert problems(text) == [
+        "delivery.index_url (line 13): got 'http://pypi.example.com/simple/', which is not an "
+        "https URL. Fix: give the index's simple API URL, e.g. https://pypi.example.com/simple/"
     ]
 
 
@@ -184,7 +225,7 @@ def test_fails_when_delivery_has_an_unknown_key() -> None:
     [problem] = problems(BASE + "  brnach: main\n")
     assert problem.startswith(
         "delivery.brnach (line 12): unknown key 'brnach'. Did you mean 'branch'? Allowed here: "
-        "repository, branch, connection_arn, spec_path, install, pipeline_account, "
+        "repository, branch, connection_arn, spec_path, install, index_url, pipeline_account, "
     )
 
 
@@ -251,9 +292,46 @@ def test_source_uses_the_connection_and_branch(pipeline: Template) -> None:
     }
 
 
+def _wheel_asset(gitops: SynthResult) -> dict[str, Any]:
+    """The pipeline stack's file asset that is the inf3kit wheel, from its asset manifest."""
+    manifest = json.loads((gitops.assembly_dir / "ranker-gitops-pipeline.assets.json").read_text())
+    [asset] = [a for a in manifest["files"].values() if a["source"]["path"].endswith(".whl")]
+    return dict(asset)
+
+
+def test_synth_installs_the_wheel_that_synthesized_the_pipeline(
+    gitops: SynthResult, pipeline: Template
+) -> None:
+    """inf3kit is on no public index: the build steps download the pipeline stack's own wheel
+    asset (published by `cdk deploy NAME-pipeline`) and may read that one object only."""
+    [destination] = _wheel_asset(gitops)["destinations"].values()
+    bucket = destination["bucketName"].replace("${AWS::AccountId}", "111111111111")
+    bucket = bucket.replace("${AWS::Region}", "eu-west-1")
+    wheel = f"/tmp/inf3kit-wheel/inf3kit-{__version__}-py3-none-any.whl"
+    for fragment in ("inf3kit validate", "inf3kit invoke"):
+        commands = _buildspec(pipeline, fragment).splitlines()
+        extras = "[cdk]" if fragment == "inf3kit validate" else ""
+        assert commands[:2] == [
+            f"aws s3 cp s3://{bucket}/{destination['objectKey']} {wheel}",
+            f"pip install '{wheel}{extras}'",
+        ]
+    object_arn = {
+        "Fn::Join": [
+            "",
+            ["arn:", {"Ref": "AWS::Partition"}, f":s3:::{bucket}/{destination['objectKey']}"],
+        ]
+    }
+    reads = [
+        s
+        for policy in pipeline.find_resources("AWS::IAM::Policy").values()
+        for s in policy["Properties"]["PolicyDocument"]["Statement"]
+        if s["Action"] == "s3:GetObject" and s["Resource"] == object_arn
+    ]
+    assert len(reads) == 3  # the synth step and the smoke test of each stage
+
+
 def test_synth_validates_then_synthesizes_the_spec(pipeline: Template) -> None:
     spec = _buildspec(pipeline, "inf3kit validate")
-    assert f"pip install 'inf3kit[cdk]=={__version__}'" in spec
     assert "inf3kit validate services/ranker/inf3kit.yaml" in spec
     assert (
         f"npx --yes aws-cdk@{delivery_stacks.CDK_CLI_VERSION} synth --app 'python3 -m "
