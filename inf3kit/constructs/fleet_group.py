@@ -15,16 +15,17 @@ from aws_cdk import aws_sns as sns
 
 from inf3kit.catalog import Catalog
 from inf3kit.constructs.fleet_lifecycle import FLEET_TAG
+from inf3kit.constructs.fleet_metrics import NEURON_METRIC_NAMESPACE
 from inf3kit.constructs.hardware_checks import warn_if_provisional
 from inf3kit.constructs.nag import acknowledge
 
 if TYPE_CHECKING:
-    from inf3kit.constructs.neuron_fleet import NeuronFleet
+    from inf3kit.constructs.fleet_metrics import FleetBase
 
 NO_FALLBACK_WARNING_ID = "inf3kit:fleetWithoutFallback"
 
 
-def warn_about_capacity(fleet: NeuronFleet, types: list[str], catalog: Catalog) -> None:
+def warn_about_capacity(fleet: FleetBase, types: list[str], catalog: Catalog) -> None:
     descriptors = [catalog.get(t) for t in types if not Token.is_unresolved(t)]
     for itype in descriptors:
         warn_if_provisional(fleet, itype)
@@ -41,7 +42,7 @@ def warn_about_capacity(fleet: NeuronFleet, types: list[str], catalog: Catalog) 
 
 
 def add_launch_template(
-    fleet: NeuronFleet,
+    fleet: FleetBase,
     types: list[str],
     mixed: bool,
     imds_hop_limit: int,
@@ -67,7 +68,7 @@ def add_launch_template(
 
 
 def add_group(
-    fleet: NeuronFleet,
+    fleet: FleetBase,
     vpc: ec2.IVpc,
     types: list[str],
     spot_percent: int | None,
@@ -119,14 +120,15 @@ def add_group(
         if notification_topic is not None
         else None,
     )
-    group.attach_to_application_target_group(fleet.target_group)
+    for target_group in fleet.frontend.target_groups:
+        group.attach_to_application_target_group(target_group)
     group.node.add_dependency(fleet.role)
     Tags.of(group).add(FLEET_TAG, fleet.node.addr)
     return group
 
 
 def _block_devices(
-    fleet: NeuronFleet, root_volume_size: Size | None, data_volume_size: Size | None
+    fleet: FleetBase, root_volume_size: Size | None, data_volume_size: Size | None
 ) -> list[ec2.BlockDevice]:
     def volume(size: Size) -> ec2.BlockDeviceVolume:
         return ec2.BlockDeviceVolume.ebs(
@@ -148,7 +150,7 @@ def _block_devices(
 
 
 def _mixed_policy(
-    fleet: NeuronFleet, types: list[str], spot_percent: int
+    fleet: FleetBase, types: list[str], spot_percent: int
 ) -> autoscaling.MixedInstancesPolicy:
     return autoscaling.MixedInstancesPolicy(
         launch_template=fleet.launch_template,
@@ -164,7 +166,13 @@ def _mixed_policy(
     )
 
 
-def acknowledge_findings(fleet: NeuronFleet, *, default_peers: bool, notified: bool) -> None:
+def acknowledge_findings(
+    fleet: FleetBase,
+    *,
+    default_peers: bool,
+    notified: bool,
+    metric_namespace: str = NEURON_METRIC_NAMESPACE,
+) -> None:
     acknowledge(
         fleet.role,
         "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/"
@@ -176,7 +184,7 @@ def acknowledge_findings(fleet: NeuronFleet, *, default_peers: bool, notified: b
         fleet.role,
         "AwsSolutions-IAM5[Resource::*]",
         "cloudwatch:PutMetricData has no resource-level permissions, so its Resource is '*', "
-        "narrowed by a cloudwatch:namespace condition to the Inf3kit/Neuron namespace.",
+        f"narrowed by a cloudwatch:namespace condition to the {metric_namespace} namespace.",
     )
     acknowledge(
         fleet.group,

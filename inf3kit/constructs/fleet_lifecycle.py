@@ -12,7 +12,7 @@ from aws_cdk import aws_iam as iam
 from inf3kit.constructs.nag import acknowledge
 
 if TYPE_CHECKING:
-    from inf3kit.constructs.neuron_fleet import NeuronFleet
+    from inf3kit.constructs.fleet_metrics import FleetBase
 
 LAUNCH_HOOK_NAME = "inf3kit-bootstrap"
 """The launch lifecycle hook a warm-pool group waits on until `inf3kit bootstrap` completes it."""
@@ -39,13 +39,13 @@ class WarmPool:
     state: WarmPoolState = "stopped"
 
 
-def add_warm_pool(fleet: NeuronFleet, pool: WarmPool) -> autoscaling.WarmPool:
+def add_warm_pool(fleet: FleetBase, pool: WarmPool) -> autoscaling.WarmPool:
     return fleet.group.add_warm_pool(
         min_size=pool.min_size, pool_state=_POOL_STATES[pool.state], reuse_on_scale_in=True
     )
 
 
-def add_drain_hook(fleet: NeuronFleet, drain: Duration) -> None:
+def add_drain_hook(fleet: FleetBase, drain: Duration) -> None:
     """Terminating instances keep serving in-flight requests for `drain` before they stop."""
     fleet.group.add_lifecycle_hook(
         "Drain",
@@ -55,7 +55,7 @@ def add_drain_hook(fleet: NeuronFleet, drain: Duration) -> None:
     )
 
 
-def add_launch_hook(fleet: NeuronFleet, startup_timeout: Duration) -> str:
+def add_launch_hook(fleet: FleetBase, startup_timeout: Duration) -> str:
     """A launch lifecycle hook the bootstrap completes, and the permission to complete it.
 
     EC2 Auto Scaling stops a warm-pool instance as soon as it launches unless a launch
@@ -96,7 +96,7 @@ def add_launch_hook(fleet: NeuronFleet, startup_timeout: Duration) -> str:
     return LAUNCH_HOOK_NAME
 
 
-def add_scaling(fleet: NeuronFleet) -> None:
+def add_scaling(fleet: FleetBase) -> None:
     """Target tracking on ALB requests per instance and on NeuronCore utilisation."""
     if fleet.requests_per_instance is not None:
         fleet.group.scale_on_request_count(

@@ -17,14 +17,19 @@ from inf3kit.constructs.nag import skip_checkov
 
 READINESS_PATH = "/v2/health/ready"
 LOG_PREFIX = "fleet-alb"
+MAX_TARGET_GROUPS = 5
+"""Target groups one ALB forward action may spread over (ELB quotas, "Target groups per action")."""
 
 
 class FleetLoadBalancer(Construct):
-    """An ALB in front of the runtime port, reachable only from `allow_from` on its listener.
+    """An ALB in front of the servers' ports, reachable only from `allow_from` on its listener.
 
-    The target group checks the runtime's readiness path, so an instance that is still loading
-    its model (or draining after SIGTERM) gets no traffic, and its deregistration delay equals
-    the runtime's drain period.
+    Each target group checks a server's health path, so an instance that is still loading its
+    model (or draining after SIGTERM) gets no traffic, and its deregistration delay equals the
+    server's drain period. With `servers` above 1 (several servers per instance on consecutive
+    ports, as an LLM fleet runs one engine per tensor-parallel group) there is one target group
+    per port and the listener spreads requests evenly over them: an Auto Scaling group
+    registers each instance once per target group, on that group's port.
     """
 
     def __init__(
@@ -40,7 +45,17 @@ class FleetLoadBalancer(Construct):
         allow_from: Sequence[ec2.IPeer] | None,
         access_logs_bucket: s3.IBucket | None,
         deletion_protection: bool,
+        servers: int = 1,
+        health_path: str = READINESS_PATH,
+        idle_timeout: Duration | None = None,
+        least_outstanding_requests: bool = False,
     ) -> None:
+        """:param servers: servers per instance, on ports `port`..`port + servers - 1`; at most
+            MAX_TARGET_GROUPS (an ALB forward action takes at most 5 target groups).
+        :param idle_timeout: the load balancer's idle timeout. Default: ELB's, 60 seconds.
+        :param least_outstanding_requests: route to the target with the fewest requests in
+            flight instead of round robin (long, uneven requests such as LLM generations).
+        """
         super().__init__(scope, id)
         self.security_group = ec2.SecurityGroup(
             self,
@@ -60,6 +75,7 @@ class FleetLoadBalancer(Construct):
             ),
             drop_invalid_header_fields=True,
             deletion_protection=deletion_protection,
+            idle_timeout=idle_timeout,
         )
         cfn_lb = self.load_balancer.node.default_child
         if not deletion_protection:
@@ -78,24 +94,31 @@ class FleetLoadBalancer(Construct):
         )
         self._log_access(self.access_logs_bucket)
 
-        self.target_group = elbv2.ApplicationTargetGroup(
-            self,
-            "Targets",
-            vpc=vpc,
-            port=port,
-            protocol=elbv2.ApplicationProtocol.HTTP,
-            target_type=elbv2.TargetType.INSTANCE,
-            deregistration_delay=drain,
-            health_check=elbv2.HealthCheck(
-                path=READINESS_PATH,
-                port="traffic-port",
-                healthy_http_codes="200",
-                interval=Duration.seconds(10),
-                timeout=Duration.seconds(5),
-                healthy_threshold_count=2,
-                unhealthy_threshold_count=3,
-            ),
-        )
+        self.target_groups: list[elbv2.ApplicationTargetGroup] = [
+            elbv2.ApplicationTargetGroup(
+                self,
+                "Targets" if index == 0 else f"Targets{index}",
+                vpc=vpc,
+                port=port + index,
+                protocol=elbv2.ApplicationProtocol.HTTP,
+                target_type=elbv2.TargetType.INSTANCE,
+                deregistration_delay=drain,
+                load_balancing_algorithm_type=elbv2.TargetGroupLoadBalancingAlgorithmType.LEAST_OUTSTANDING_REQUESTS
+                if least_outstanding_requests
+                else None,
+                health_check=elbv2.HealthCheck(
+                    path=health_path,
+                    port="traffic-port",
+                    healthy_http_codes="200",
+                    interval=Duration.seconds(10),
+                    timeout=Duration.seconds(5),
+                    healthy_threshold_count=2,
+                    unhealthy_threshold_count=3,
+                ),
+            )
+            for index in range(servers)
+        ]
+        self.target_group = self.target_groups[0]
         listener_port = 443 if certificate else 80
         self.listener = self.load_balancer.add_listener(
             "Listener",
@@ -108,7 +131,12 @@ class FleetLoadBalancer(Construct):
             else None,
             ssl_policy=elbv2.SslPolicy.RECOMMENDED_TLS if certificate else None,
             open=False,
-            default_target_groups=[self.target_group],
+            default_target_groups=[self.target_group] if servers == 1 else None,
+            default_action=elbv2.ListenerAction.weighted_forward(
+                [elbv2.WeightedTargetGroup(target_group=t, weight=1) for t in self.target_groups]
+            )
+            if servers > 1
+            else None,
         )
         if certificate is None:
             reason = (

@@ -19,7 +19,7 @@ from inf3kit.constructs.fleet_metrics import NEURON_METRIC_NAMESPACE
 from inf3kit.constructs.runtime_install import INSTALL_DIR, RuntimeWheel
 
 if TYPE_CHECKING:
-    from inf3kit.constructs.neuron_fleet import NeuronFleet
+    from inf3kit.constructs.fleet_metrics import FleetBase
 
 BOOT_SCRIPT = "/var/lib/cloud/scripts/per-boot/inf3kit-bootstrap"
 """cloud-init runs this on every boot; user data itself runs only on the first."""
@@ -50,7 +50,7 @@ def data_volume_discovery(
 
 
 def add_user_data(
-    fleet: NeuronFleet,
+    fleet: FleetBase,
     *,
     bundle_url: str,
     port: int,
@@ -87,15 +87,12 @@ def add_user_data(
         "--stack",
         stack.stack_name,
         "--resource",
-        stack.get_logical_id(fleet.group.node.default_child),  # type: ignore[arg-type]
+        group_logical_id(fleet),
         "--ready-timeout",
         str(int(startup_timeout.to_seconds())),
         *(["--lifecycle-hook", lifecycle_hook] if lifecycle_hook else []),
         *[arg for k, v in env.items() for arg in ("--env", f"{k}={v}")],
     ]
-    pip = [f"{venv}/bin/pip", "install", "--quiet"]
-    if pip_extra_index_url:
-        pip += ["--extra-index-url", pip_extra_index_url]
     commands = ["set -euo pipefail", f"mkdir -p {INSTALL_DIR}"]
     if data_volume:
         commands += [
@@ -104,35 +101,68 @@ def add_user_data(
             f'echo "UUID=$(blkid -s UUID -o value "$dev") {INSTALL_DIR} xfs '
             'defaults,nofail 0 2" >> /etc/fstab; fi',
         ]
-    commands.append(f"python3 -m venv {venv}")
-    if wheel is not None:
-        wheel_path = f"{INSTALL_DIR}/{wheel.file_name}"
-        commands.append(f"aws s3 cp {shlex.quote(wheel.s3_url)} {wheel_path} --region {Aws.REGION}")
-        requirements = wheel.requirements(wheel_path, requirements)
-    commands.append(" ".join([*pip, *map(shlex.quote, requirements)]))
-    command = " ".join(shlex.quote(a) if not Token.is_unresolved(a) else a for a in bootstrap)
+    commands += install_runtime(requirements, pip_extra_index_url, wheel)
+    command = shell_join(bootstrap)
     commands += [
         f"mkdir -p {BOOT_SCRIPT.rsplit('/', 1)[0]}",
         f"cat > {BOOT_SCRIPT} <<'INF3KIT_BOOT'\n#!/bin/bash\nexec {command}\nINF3KIT_BOOT",
         f"chmod 0755 {BOOT_SCRIPT}",
         BOOT_SCRIPT,
     ]
-    signal = " ".join(
+    fleet.launch_template.user_data.add_commands(failure_trap(fleet), *commands)  # type: ignore[union-attr]
+
+
+def group_logical_id(fleet: FleetBase) -> str:
+    """The Auto Scaling group's logical id, which the instances' signals name."""
+    return Stack.of(fleet).get_logical_id(fleet.group.node.default_child)  # type: ignore[arg-type]
+
+
+def shell_join(args: list[str]) -> str:
+    """One shell command line; CloudFormation references stay unquoted (they become plain
+    words: region, stack name)."""
+    return " ".join(shlex.quote(a) if not Token.is_unresolved(a) else a for a in args)
+
+
+def signal_command(fleet: FleetBase, status: str) -> str:
+    """The AWS CLI call that signals `status` for this instance to the group's CloudFormation
+    creation or update policy (the DLAMI ships the AWS CLI; nothing inf3kit installs)."""
+    stack = Stack.of(fleet)
+    return " ".join(
         [
-            "aws cloudformation signal-resource --status FAILURE",
+            f"aws cloudformation signal-resource --status {status}",
             *("--region", Aws.REGION, "--stack-name", stack.stack_name),
-            *("--logical-resource-id", bootstrap[11]),
+            *("--logical-resource-id", group_logical_id(fleet)),
             '--unique-id "$(cloud-init query instance_id)"',
         ]
     )
+
+
+def failure_trap(fleet: FleetBase) -> str:
+    """An ERR trap that logs the failing line and signals FAILURE at once, so a failed boot
+    stops a rollout now instead of after the signal timeout."""
     log_failure = 'logger -s -t inf3kit "user data failed at line $LINENO"'
-    fleet.launch_template.user_data.add_commands(  # type: ignore[union-attr]
-        f"trap '{log_failure}; {signal} || true' ERR", *commands
-    )
+    return f"trap '{log_failure}; {signal_command(fleet, 'FAILURE')} || true' ERR"
+
+
+def install_runtime(
+    requirements: tuple[str, ...], pip_extra_index_url: str | None, wheel: RuntimeWheel | None
+) -> list[str]:
+    """Shell that creates /opt/inf3kit/venv and installs inf3kit there (from `wheel` if given)."""
+    venv = f"{INSTALL_DIR}/venv"
+    pip = [f"{venv}/bin/pip", "install", "--quiet"]
+    if pip_extra_index_url:
+        pip += ["--extra-index-url", pip_extra_index_url]
+    commands = [f"python3 -m venv {venv}"]
+    if wheel is not None:
+        wheel_path = f"{INSTALL_DIR}/{wheel.file_name}"
+        commands.append(f"aws s3 cp {shlex.quote(wheel.s3_url)} {wheel_path} --region {Aws.REGION}")
+        requirements = wheel.requirements(wheel_path, requirements)
+    commands.append(" ".join([*pip, *map(shlex.quote, requirements)]))
+    return commands
 
 
 def grant_boot_access(
-    fleet: NeuronFleet, bundle_bucket: s3.IBucket, bundle_key: str, wheel: RuntimeWheel | None
+    fleet: FleetBase, bundle_bucket: s3.IBucket, bundle_key: str, wheel: RuntimeWheel | None
 ) -> None:
     """What the user data and the bootstrap use: the bundle, the wheel, metrics, logs, the
     CloudFormation signal, and Session Manager instead of SSH."""
@@ -145,6 +175,12 @@ def grant_boot_access(
     )
     if bundle_bucket.encryption_key is not None:
         bundle_bucket.encryption_key.grant_decrypt(fleet.role)
+    grant_instance_basics(fleet, wheel, NEURON_METRIC_NAMESPACE)
+
+
+def grant_instance_basics(fleet: FleetBase, wheel: RuntimeWheel | None, namespace: str) -> None:
+    """What every fleet instance uses: the wheel, metrics in `namespace` only, the log group,
+    the CloudFormation signal, and Session Manager instead of SSH."""
     if wheel is not None:
         wheel.grant_read(fleet.role)
     fleet.role.add_to_principal_policy(
@@ -152,7 +188,7 @@ def grant_boot_access(
             sid="PublishNeuronMetrics",
             actions=["cloudwatch:PutMetricData"],
             resources=["*"],
-            conditions={"StringEquals": {"cloudwatch:namespace": NEURON_METRIC_NAMESPACE}},
+            conditions={"StringEquals": {"cloudwatch:namespace": namespace}},
         )
     )
     fleet.log_group.grant_write(fleet.role)

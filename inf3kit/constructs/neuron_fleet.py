@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import jsii
-from aws_cdk import Duration, Size, Token
+from aws_cdk import Duration, Size
 from aws_cdk import aws_certificatemanager as acm
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
@@ -18,6 +18,7 @@ from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from inf3kit.catalog import Catalog, Compatibility, load_catalog, load_compatibility
+from inf3kit.constructs.fleet_checks import group_problems, instance_type_problems
 from inf3kit.constructs.fleet_group import (
     acknowledge_findings,
     add_group,
@@ -36,10 +37,7 @@ from inf3kit.constructs.fleet_metrics import (
     FleetBase,
 )
 from inf3kit.constructs.fleet_user_data import add_user_data, grant_boot_access
-from inf3kit.constructs.hardware_checks import (
-    check_instance_type,
-    waive_unlisted_types,
-)
+from inf3kit.constructs.hardware_checks import waive_unlisted_types
 from inf3kit.constructs.kms_policies import allow_ebs_in_this_account, allow_log_group
 from inf3kit.constructs.neuron_ami import NeuronAmi
 from inf3kit.constructs.runtime_install import (
@@ -50,12 +48,7 @@ from inf3kit.constructs.runtime_install import (
 from inf3kit.constructs.runtime_settings import RUNTIME_VARIABLES, RuntimeSettings
 from inf3kit.constructs.runtime_wheel import IndexInstall, resolve_runtime_wheel
 from inf3kit.constructs.validation import raise_if_problems
-from inf3kit.rules import (
-    capacity_problems,
-    duplicate_problems,
-    public_listener_problems,
-    warm_pool_problems,
-)
+from inf3kit.rules import warm_pool_problems
 
 
 @jsii.implements(ec2.IConnectable)
@@ -360,45 +353,20 @@ def _validate(
     catalog: Catalog,
     compatibility: Compatibility,
 ) -> list[str]:
-    problems: list[str] = []
+    problems = instance_type_problems(instance_types, catalog, compatibility)
     if isinstance(instance_types, str):
-        return [
-            f"instance_types must be a list, got the string {instance_types!r}. "
-            f"Fix: instance_types=[{instance_types!r}]"
-        ]
-    if not instance_types:
-        problems.append(
-            "instance_types is empty. Fix: list at least one EC2 Neuron type, e.g. ['inf2.xlarge']"
-        )
-    for name in instance_types:
-        if name.startswith("ml."):
-            problems.append(
-                f"instance_types: {name!r} is a SageMaker type; fleets take EC2 types. "
-                f"Fix: use {name.removeprefix('ml.')!r}"
-            )
-            continue
-        found = check_instance_type(name, platform="ec2", catalog=catalog)
-        if not found and not Token.is_unresolved(name):
-            refusal = compatibility.fleet_problem(name)
-            found = [refusal] if refusal else []
-        problems += [f"instance_types: {p}" for p in found]
-    problems += [f"instance_types: {p}" for p in duplicate_problems(instance_types)]
-    if min_capacity < 0 or max_capacity < 1:
-        problems.append(
-            f"min_capacity ({min_capacity}) must be >= 0 and max_capacity ({max_capacity}) >= 1. "
-            "Fix: use non-negative sizes with max_capacity of at least 1"
-        )
-    problems += capacity_problems(
-        min_capacity,
-        max_capacity,
-        desired_capacity,
-        names=("min_capacity", "max_capacity", "desired_capacity"),
+        return problems
+    problems += group_problems(
+        min_capacity=min_capacity,
+        max_capacity=max_capacity,
+        desired_capacity=desired_capacity,
+        port=port,
+        drain=drain,
+        startup_timeout=startup_timeout,
+        public=public,
+        certificate_given=certificate is not None,
+        imds_hop_limit=imds_hop_limit,
     )
-    if not 1024 <= port <= 65535:
-        problems.append(
-            f"port {port} is not allowed; the runtime runs unprivileged on 1024..65535. "
-            "Fix: use e.g. 8080"
-        )
     if not 0 <= spot_percent <= 100:
         problems.append(f"spot_percent {spot_percent} must be 0..100. Fix: e.g. 0 or 50")
     if warm_pool_min_size is not None:
@@ -417,22 +385,6 @@ def _validate(
         problems.append(
             f"neuroncore_utilization_percent {neuroncore_utilization_percent} must be 10..95. "
             "Fix: e.g. 70, or None to turn NeuronCore scaling off"
-        )
-    if not drain.is_unresolved() and not 0 <= drain.to_seconds() <= 3600:
-        problems.append(
-            f"drain {drain.to_seconds():g} s must be 0..3600 seconds (the target group's "
-            "deregistration delay limit). Fix: e.g. Duration.seconds(30)"
-        )
-    if not startup_timeout.is_unresolved() and not 60 <= startup_timeout.to_seconds() <= 3600:
-        problems.append(
-            f"startup_timeout {startup_timeout.to_seconds():g} s must be 1..60 minutes (a rolling "
-            "update pauses at most one hour per batch). Fix: e.g. Duration.minutes(20)"
-        )
-    problems += [f"public: {p}" for p in public_listener_problems(public, certificate is not None)]
-    if imds_hop_limit not in (1, 2):
-        problems.append(
-            f"imds_hop_limit {imds_hop_limit} is not allowed. Fix: use 1 (host only) or 2 "
-            "(containers on the host need instance credentials)"
         )
     problems += runtime.problems()
     bad_env = sorted(k for k in extra_environment if not k.startswith(("INF3KIT_", "NEURON_")))

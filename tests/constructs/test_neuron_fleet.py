@@ -871,10 +871,6 @@ def test_fails_when_port_startup_drain_and_targets_are_out_of_range() -> None:
         "NeuronFleet Fleet: 6 problems\n"
         "  - port 80 is not allowed; the runtime runs unprivileged on 1024..65535. "
         "Fix: use e.g. 8080\n"
-        "  - requests_per_instance 0 must be >= 1. Fix: e.g. 400, or None to turn "
-        "request scaling off\n"
-        "  - neuroncore_utilization_percent 99 must be 10..95. Fix: e.g. 70, or "
-        "None to turn NeuronCore scaling off\n"
         "  - drain 4000 s must be 0..3600 "
         "seconds (the target group's deregistration delay limit). Fix: e.g. "
         "Duration.seconds(30)\n"
@@ -882,7 +878,11 @@ def test_fails_when_port_startup_drain_and_targets_are_out_of_range() -> None:
         "pauses at most one hour per batch). Fix: e.g. Duration.minutes(20)\n"
         "  - imds_hop_limit 3 is "
         "not allowed. Fix: use 1 (host only) or 2 (containers on the host need instance "
-        "credentials)"
+        "credentials)\n"
+        "  - requests_per_instance 0 must be >= 1. Fix: e.g. 400, or None to turn "
+        "request scaling off\n"
+        "  - neuroncore_utilization_percent 99 must be 10..95. Fix: e.g. 70, or "
+        "None to turn NeuronCore scaling off"
     )
 
 
