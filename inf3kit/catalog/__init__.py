@@ -6,6 +6,7 @@ from inf3kit.catalog.compatibility import (
     ServingImage,
     load_compatibility,
 )
+from inf3kit.catalog.engines import EngineImage, EngineSupport
 from inf3kit.catalog.hardware import (
     CATALOG_ENV,
     SAGEMAKER_PREFIX,
@@ -22,6 +23,8 @@ __all__ = [
     "Catalog",
     "CatalogError",
     "Compatibility",
+    "EngineImage",
+    "EngineSupport",
     "FamilySupport",
     "InstanceType",
     "ServingImage",

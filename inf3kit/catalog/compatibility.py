@@ -7,14 +7,17 @@ does not support the family) fails with a message saying what would work instead
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from inf3kit.catalog.engines import AUTO, EngineImage, EngineSupport, engine_choice
 from inf3kit.catalog.hardware import (
     CATALOG_ENV,
     CatalogError,
+    Platform,
     deep_merge,
     family_of,
     read_yaml_mapping,
@@ -59,6 +62,8 @@ class ServingImage(_Strict):
 class CompatibilityData(_Strict):
     families: dict[str, FamilySupport] = Field(default_factory=dict)
     images: dict[str, ServingImage] = Field(default_factory=dict)
+    engines: dict[str, EngineSupport] = Field(default_factory=dict)
+    """LLM engines (inf3kit.catalog.engines), in the order `llm.distribution: auto` prefers."""
 
 
 class Compatibility:
@@ -110,6 +115,22 @@ class Compatibility:
         return (
             f"{strategy} on {instance_type}: {support.guardrails_refusal}. "
             "Fix: use strategy all_at_once, which is what SageMaker would do anyway"
+        )
+
+    def engine_choice(
+        self,
+        instance_types: str | Sequence[str],
+        distribution: str = AUTO,
+        neuron_sdk: str | None = None,
+    ) -> tuple[str, EngineImage] | str:
+        """The LLM engine distribution and image serving `instance_types`, or why none, with the
+        fix (inf3kit.catalog.engines.engine_choice)."""
+        return engine_choice(self.data.engines, instance_types, distribution, neuron_sdk)
+
+    def llm_families(self, platform: Platform) -> list[str]:
+        """Families some LLM engine serves on `platform`: where a model may be moved."""
+        return sorted(
+            {f for e in self.data.engines.values() if platform in e.platforms for f in e.families}
         )
 
     def images_for(self, instance_type: str) -> list[str]:

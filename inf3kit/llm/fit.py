@@ -239,7 +239,7 @@ def what_would_fit(
             found.append(f"max_num_seqs {seqs} or less (tensor_parallel {top})")
     if settings.quantization is None:
         quantized = replace(settings, quantization="int8")
-        where = _first_fit(arch, quantized, [itype, *bigger])
+        where = _first_fit(arch, quantized, [itype] if size else [itype, *bigger])
         if where:
             found.append(f"quantization int8 on {where} (check the model's accuracy)")
     return found

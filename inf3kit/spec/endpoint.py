@@ -22,7 +22,7 @@ from inf3kit.spec.base import (
     compatibility_from,
     raise_problems,
 )
-from inf3kit.spec.llm import fit_check, llm_from
+from inf3kit.spec.llm import llm_from, llm_type_problems
 
 
 class EndpointInstances(StrictModel):
@@ -104,7 +104,9 @@ class EndpointSpec(StrictModel):
         check_neuron_type(value, info, "sagemaker")
         llm = llm_from(info)
         if llm is not None:
-            raise_problems(fit_check(llm, value, catalog_from(info)))
+            raise_problems(
+                llm_type_problems(llm, value, catalog_from(info), compatibility_from(info))
+            )
         return value
 
     @property

@@ -21,7 +21,7 @@ from inf3kit.spec.base import (
     compatibility_from,
     raise_problems,
 )
-from inf3kit.spec.llm import fit_check, llm_from, shared_degree_problems
+from inf3kit.spec.llm import llm_from, llm_type_problems, shared_problems
 
 
 class FleetCapacity(StrictModel):
@@ -99,7 +99,7 @@ def _ec2_neuron_type(value: str, info: ValidationInfo) -> str:
         raise ValueError(refusal)
     llm = llm_from(info)
     if llm is not None:
-        raise_problems(fit_check(llm, value, catalog_from(info)))
+        raise_problems(llm_type_problems(llm, value, catalog_from(info), compatibility_from(info)))
     return value
 
 
@@ -123,7 +123,9 @@ class FleetSpec(StrictModel):
         raise_problems(duplicate_problems(value))
         llm = llm_from(info)
         if llm is not None:
-            raise_problems(shared_degree_problems(llm, value, catalog_from(info)))
+            raise_problems(
+                shared_problems(llm, value, catalog_from(info), compatibility_from(info))
+            )
         return value
 
     @model_validator(mode="after")

@@ -19,7 +19,8 @@ from pydantic import (
     model_validator,
 )
 
-from inf3kit.catalog import Catalog
+from inf3kit.catalog import Catalog, Compatibility, EngineImage
+from inf3kit.catalog.engines import AUTO
 from inf3kit.llm.architecture import ArchitectureError, architecture_problems, read_config
 from inf3kit.llm.fit import choose_tensor_parallel, fit_problems
 from inf3kit.llm.settings import (
@@ -99,6 +100,10 @@ class LlmSpec(StrictModel):
     architecture: ArchitectureSpec | None = None
     parameters: int | None = Field(None, ge=1)
     """The published parameter count; default: computed from the shape."""
+    distribution: str = AUTO
+    """Which build of the engine (`compatibility.engines`); `auto`: the first serving the types."""
+    neuron_sdk: str | None = Field(None, pattern=r"^\d+\.\d+\.\d+$")
+    """Pin the Neuron SDK line; default: the newest image of the distribution for the family."""
     _architecture: ModelArchitecture | None = PrivateAttr(None)
 
     @field_validator("tensor_parallel", mode="before")
@@ -241,28 +246,47 @@ def prevalidated_llm(data: dict[str, Any], context: dict[str, Any]) -> LlmSpec |
         return None
 
 
-def fit_check(llm: LlmSpec, instance_type: str, catalog: Catalog) -> list[str]:
-    """Why the model does not fit `instance_type` at the spec's settings, with what would."""
+def llm_type_problems(
+    llm: LlmSpec, instance_type: str, catalog: Catalog, compatibility: Compatibility
+) -> list[str]:
+    """Why the spec's LLM cannot serve on `instance_type`: no engine build for the family (and
+    SDK), or the model does not fit; each with what would."""
     if instance_type not in catalog:
-        return []
+        return []  # the type check already said so
+    engine = compatibility.engine_choice(instance_type, llm.distribution, llm.neuron_sdk)
+    if isinstance(engine, str):
+        return [engine]
+    families = compatibility.llm_families(catalog.get(instance_type).platform)
     return fit_problems(
-        llm.model_architecture, llm.settings(), instance_type, catalog=catalog, auto=llm.auto
+        llm.model_architecture,
+        llm.settings(),
+        instance_type,
+        catalog=catalog,
+        auto=llm.auto,
+        families=families,
     )
 
 
-def shared_degree_problems(llm: LlmSpec, instance_types: list[str], catalog: Catalog) -> list[str]:
-    """With `auto`, one degree must suit every type of a fleet: its instances share one launch
-    template and one compiled model."""
+def shared_problems(
+    llm: LlmSpec, instance_types: list[str], catalog: Catalog, compatibility: Compatibility
+) -> list[str]:
+    """A fleet's instances share one launch template, one engine image and one compiled model:
+    one distribution and, with `auto`, one degree must suit every type."""
+    known = [n for n in instance_types if n in catalog]
+    if len(known) < 2 or any(llm_type_problems(llm, n, catalog, compatibility) for n in known):
+        return []  # each type's own problem is reported at its own path
+    engine = compatibility.engine_choice(known, llm.distribution, llm.neuron_sdk)
+    if isinstance(engine, str):
+        return [engine]
     arch, settings = llm.model_architecture, llm.settings()
-    each = {n: choose_tensor_parallel(arch, settings, n, catalog=catalog) for n in instance_types}
-    if not llm.auto or len(each) < 2 or None in each.values():
-        return []  # a type that fits nowhere is reported at its own path
-    if choose_tensor_parallel(arch, settings, instance_types, catalog=catalog) is not None:
+    if not llm.auto or choose_tensor_parallel(arch, settings, known, catalog=catalog):
         return []
-    smallest = ", ".join(f"{n}: {d}" for n, d in each.items())
+    smallest = ", ".join(
+        f"{n}: {choose_tensor_parallel(arch, settings, n, catalog=catalog)}" for n in known
+    )
     return [
-        f"no one tensor_parallel degree suits all of {', '.join(instance_types)} (the smallest "
-        f"that fits each: {smallest}), and a fleet shares one compiled model. Fix: list types "
+        f"no one tensor_parallel degree suits all of {', '.join(known)} (the smallest that "
+        f"fits each: {smallest}), and a fleet shares one compiled model. Fix: list types "
         "whose NeuronCore counts share a degree that fits, e.g. one family"
     ]
 
@@ -283,3 +307,14 @@ def llm_service(
                 "Fix: run `inf3kit validate` for what would fit"
             )
     return LlmService(llm.model_architecture, weights.typed(), llm.settings(degree))
+
+
+def llm_engine(
+    llm: LlmSpec, instance_types: list[str], compatibility: Compatibility
+) -> tuple[str, EngineImage]:
+    """The engine distribution and image for `instance_types` (validation made sure one
+    exists)."""
+    engine = compatibility.engine_choice(instance_types, llm.distribution, llm.neuron_sdk)
+    if isinstance(engine, str):
+        raise ValueError(engine)
+    return engine

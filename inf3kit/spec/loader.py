@@ -10,9 +10,16 @@ import yaml
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
-from inf3kit.catalog import Catalog, CatalogError, Compatibility, load_catalog, load_compatibility
+from inf3kit.catalog import (
+    Catalog,
+    CatalogError,
+    Compatibility,
+    EngineImage,
+    load_catalog,
+    load_compatibility,
+)
 from inf3kit.spec.errors import Problem, SpecError
-from inf3kit.spec.llm import LlmService, llm_service, prevalidated_llm
+from inf3kit.spec.llm import LlmService, llm_engine, llm_service, prevalidated_llm
 from inf3kit.spec.models import Spec
 from inf3kit.spec.yaml_source import decode, structure_problems
 
@@ -126,6 +133,13 @@ class LoadedSpec:
         if spec.llm is None or spec.model.weights is None:
             raise ValueError("model.engine is runtime: the spec has no LLM service")
         return llm_service(spec.llm, spec.model.weights, list(instance_types), self.catalog)
+
+    def llm_engine(self, *instance_types: str) -> tuple[str, EngineImage]:
+        """The LLM engine distribution (`compatibility.engines` key) and container image that
+        serve all of `instance_types`. Raises ValueError for a runtime spec."""
+        if self.spec.llm is None:
+            raise ValueError("model.engine is runtime: the spec has no LLM service")
+        return llm_engine(self.spec.llm, list(instance_types), self.compatibility)
 
     def resolve(self, relative: str) -> Path:
         """A path written in the spec, resolved against the spec file's folder."""

@@ -294,3 +294,40 @@ def test_fails_when_max_model_len_exceeds_what_the_model_was_trained_for() -> No
         "llm (line 6): max_model_len 200000 is longer than the model's max_position_embeddings "
         "(131072); vLLM refuses it. Fix: use at most 131072"
     ]
+
+
+def test_the_engine_build_follows_the_family() -> None:
+    """inf2 has no vLLM Neuron plugin build (Trn2/Trn3 only): NxD Inference's vLLM serves it."""
+    loaded = parse_spec(GOOD)
+    name, image = loaded.llm_engine("ml.inf2.xlarge")
+    assert (name, image.repository, image.neuron_sdk) == (
+        "vllm-nxd-inference",
+        "pytorch-inference-vllm-neuronx",
+        "2.31.1",
+    )
+    assert loaded.llm_engine("trn2.48xlarge")[0] == "vllm-neuron"
+
+
+def test_fails_when_no_engine_build_serves_the_family() -> None:
+    text = GOOD.replace("ml.inf2.xlarge", "ml.inf3.xlarge")
+    assert problems(text) == [
+        "endpoint.instance_type (line 9): ml.inf3.xlarge: no LLM engine in the compatibility "
+        "matrix serves inf3 on SageMaker. Fix: an instance type of inf2, trn1, trn2, trn3; or "
+        "add the engine to your catalog override file under `compatibility.engines`"
+    ]
+
+
+def test_fails_when_the_distribution_or_sdk_pairing_does_not_exist() -> None:
+    plugin = GOOD.replace("max_num_seqs: 4", "max_num_seqs: 4\n  distribution: vllm-neuron")
+    assert problems(plugin) == [
+        "endpoint.instance_type (line 10): ml.inf2.xlarge: vllm-neuron does not serve inf2 (it "
+        "serves trn2, trn3). Fix: llm.distribution vllm-nxd-inference or lmi-neuronx (or auto); "
+        "or add the engine to your catalog override file under `compatibility.engines`"
+    ]
+    pinned = GOOD.replace("max_num_seqs: 4", "max_num_seqs: 4\n  neuron_sdk: 2.32.0")
+    assert problems(pinned) == [
+        "endpoint.instance_type (line 10): ml.inf2.xlarge: no LLM engine image for inf2 ships "
+        "Neuron SDK 2.32.0 (published: 2.31.1, 2.30.0, 2.28.0, 2.26.1, 2.24.1, 2.20.1, 2.19.1, "
+        "2.18.2). Fix: another llm.neuron_sdk from that list, or remove it; or add the engine "
+        "to your catalog override file under `compatibility.engines`"
+    ]
