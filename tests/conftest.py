@@ -17,7 +17,12 @@ if TYPE_CHECKING:
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO_ARCHIVE = REPO / "build" / "demo" / "model.tar.gz"
-EXAMPLES = sorted((REPO / "examples").glob("*.yaml"))
+NOT_YET_SYNTHESIZED = {"llm-endpoint", "llm-fleet"}
+"""LLM examples (issue 13): validated by tests/spec, but their stacks need the LLM endpoint and
+fleet constructs; whoever lands a construct removes its example from here."""
+EXAMPLES = [
+    p for p in sorted((REPO / "examples").glob("*.yaml")) if p.stem not in NOT_YET_SYNTHESIZED
+]
 
 
 @pytest.fixture(scope="session")

@@ -331,3 +331,12 @@ def test_fails_when_the_distribution_or_sdk_pairing_does_not_exist() -> None:
         "2.18.2). Fix: another llm.neuron_sdk from that list, or remove it; or add the engine "
         "to your catalog override file under `compatibility.engines`"
     ]
+
+
+def test_the_llm_examples_resolve_the_degrees_their_comments_compute() -> None:
+    examples = Path(__file__).parents[2] / "examples"
+    endpoint = load_spec(examples / "llm-endpoint.yaml")
+    assert endpoint.llm_service("ml.inf2.xlarge").settings.tensor_parallel == 2
+    fleet = load_spec(examples / "llm-fleet.yaml")
+    assert fleet.llm_service("trn2.48xlarge").settings.tensor_parallel == 8
+    assert fleet.llm_engine("trn2.48xlarge")[0] == "vllm-neuron"
