@@ -23,6 +23,11 @@ from inf3kit.constructs.fleet_metrics import (  # noqa: E402
     FleetBase,
 )
 from inf3kit.constructs.hardware_checks import PROVISIONAL_WARNING_ID  # noqa: E402
+from inf3kit.constructs.llm_fleet import LlmFleet  # noqa: E402
+from inf3kit.constructs.llm_servers import (  # noqa: E402
+    LLM_METRIC_NAMESPACE,
+    REQUESTS_WAITING_METRIC,
+)
 from inf3kit.constructs.model_artifacts import ModelArtifacts  # noqa: E402
 from inf3kit.constructs.monitored import MonitoredEndpoint, MonitoredFleet  # noqa: E402
 from inf3kit.constructs.network import ServiceNetwork  # noqa: E402
@@ -36,11 +41,13 @@ from inf3kit.constructs.validation import ConstructError  # noqa: E402
 
 __all__ = [
     "DEFAULT_NEURON_SDK",
+    "LLM_METRIC_NAMESPACE",
     "NEURONCORE_UTILIZATION_METRIC",
     "NEURON_METRIC_NAMESPACE",
     "NEURON_RELEASES",
     "NO_FALLBACK_WARNING_ID",
     "PROVISIONAL_WARNING_ID",
+    "REQUESTS_WAITING_METRIC",
     "ConstructError",
     "DataCapture",
     "EndpointBase",
@@ -49,6 +56,7 @@ __all__ = [
     "EndpointScaling",
     "FixedImage",
     "FleetBase",
+    "LlmFleet",
     "MetricOptions",
     "ModelArtifacts",
     "ModelBundle",
