@@ -12,7 +12,7 @@ from inf3kit.cli.shared import app
 # Importing the modules registers their commands, grouped by audience in `inf3kit --help` in
 # this order.
 # isort: off
-from inf3kit.cli import operator, model, host, endpoint  # noqa: F401
+from inf3kit.cli import operator, model, host, llm, endpoint  # noqa: F401
 # isort: on
 
 __all__ = ["app", "main"]

@@ -124,11 +124,17 @@ def _utilisations(counters: dict[str, Any]) -> list[float]:
 
 
 def metric_datum(
-    samples: Sequence[float], asg_name: str, *, timestamp: datetime, high_resolution: bool
+    samples: Sequence[float],
+    asg_name: str,
+    *,
+    timestamp: datetime,
+    high_resolution: bool,
+    metric_name: str = METRIC_NAME,
+    unit: str = "Percent",
 ) -> dict[str, Any]:
     """One period as a statistic set: a single datum however many reports the period had."""
     return {
-        "MetricName": METRIC_NAME,
+        "MetricName": metric_name,
         "Dimensions": [{"Name": DIMENSION, "Value": asg_name}],
         "Timestamp": timestamp,
         "StatisticValues": {
@@ -137,7 +143,7 @@ def metric_datum(
             "Minimum": min(samples),
             "Maximum": max(samples),
         },
-        "Unit": "Percent",
+        "Unit": unit,
         "StorageResolution": 1 if high_resolution else 60,
     }
 
@@ -154,11 +160,17 @@ def _utcnow() -> datetime:
 @dataclass
 class Publisher:
     """Sends one period to CloudWatch; errors are retried with exponential backoff, then the
-    period is dropped with a log line, so a CloudWatch outage never stops the loop."""
+    period is dropped with a log line, so a CloudWatch outage never stops the loop.
+
+    The NeuronCore utilisation by default; `inf3kit llm metrics` publishes its queue metric
+    through the same class."""
 
     client: Any
     asg_name: str
     high_resolution: bool = False
+    namespace: str = NAMESPACE
+    metric_name: str = METRIC_NAME
+    unit: str = "Percent"
     attempts: int = 4
     backoff: float = 1.0
     sleep: Callable[[float], None] = time.sleep
@@ -166,12 +178,17 @@ class Publisher:
 
     def __call__(self, samples: Sequence[float]) -> bool:
         datum = metric_datum(
-            samples, self.asg_name, timestamp=self.now(), high_resolution=self.high_resolution
+            samples,
+            self.asg_name,
+            timestamp=self.now(),
+            high_resolution=self.high_resolution,
+            metric_name=self.metric_name,
+            unit=self.unit,
         )
         attempt = 1
         while True:
             try:
-                self.client.put_metric_data(Namespace=NAMESPACE, MetricData=[datum])
+                self.client.put_metric_data(Namespace=self.namespace, MetricData=[datum])
                 return True
             except (BotoCoreError, ClientError) as exc:
                 if attempt >= self.attempts:
