@@ -14,7 +14,11 @@ from inf3kit.constructs.endpoint_access import DataCapture, ModelData  # noqa: E
 from inf3kit.constructs.endpoint_base import EndpointBase, MetricOptions  # noqa: E402
 from inf3kit.constructs.endpoint_image import EndpointImage  # noqa: E402
 from inf3kit.constructs.endpoint_rollout import EndpointRollout  # noqa: E402
-from inf3kit.constructs.endpoint_scaling import EndpointScaling, ScaleDownSchedule  # noqa: E402
+from inf3kit.constructs.endpoint_scaling import (  # noqa: E402
+    ConcurrencyScaling,
+    EndpointScaling,
+    ScaleDownSchedule,
+)
 from inf3kit.constructs.fleet_group import NO_FALLBACK_WARNING_ID  # noqa: E402
 from inf3kit.constructs.fleet_lifecycle import WarmPool  # noqa: E402
 from inf3kit.constructs.fleet_metrics import (  # noqa: E402
@@ -48,6 +52,7 @@ __all__ = [
     "NO_FALLBACK_WARNING_ID",
     "PROVISIONAL_WARNING_ID",
     "REQUESTS_WAITING_METRIC",
+    "ConcurrencyScaling",
     "ConstructError",
     "DataCapture",
     "EndpointBase",

@@ -1,7 +1,8 @@
-"""What a NeuronEndpoint's execution role may touch, its log group, VPC placement and capture.
+"""What an endpoint's execution role may touch, its log group, VPC placement and capture.
 
 Each function adds one concern's grants and children to the endpoint; together they keep the
-role to one model object, one image, this endpoint's logs and its own capture prefix.
+role to one model object (or one weights prefix), one image, this endpoint's logs and its own
+capture prefix.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from inf3kit.constructs.kms_policies import allow_log_group
 from inf3kit.constructs.nag import acknowledge, skip_checkov
 
 if TYPE_CHECKING:
-    from inf3kit.constructs.neuron_endpoint import NeuronEndpoint
+    from inf3kit.constructs.endpoint_managed import ManagedEndpoint
 
 DEFAULT_CAPTURE_PERCENT = 10
 
@@ -57,11 +58,11 @@ class DataCapture:
     percent: int = DEFAULT_CAPTURE_PERCENT
 
 
-def log_group_name(endpoint: NeuronEndpoint) -> str:
+def log_group_name(endpoint: ManagedEndpoint) -> str:
     return f"/aws/sagemaker/Endpoints/{endpoint.endpoint_name}"
 
 
-def log_group_arn(endpoint: NeuronEndpoint) -> str:
+def log_group_arn(endpoint: ManagedEndpoint) -> str:
     return Stack.of(endpoint).format_arn(
         service="logs",
         resource="log-group",
@@ -70,7 +71,7 @@ def log_group_arn(endpoint: NeuronEndpoint) -> str:
     )
 
 
-def add_log_group(endpoint: NeuronEndpoint, retention: logs.RetentionDays) -> logs.LogGroup:
+def add_log_group(endpoint: ManagedEndpoint, retention: logs.RetentionDays) -> logs.LogGroup:
     """Created up front, so it has a retention and our key rather than SageMaker's defaults."""
     key = endpoint.key if isinstance(endpoint.key, kms.Key) else None
     if key is not None:
@@ -95,23 +96,61 @@ def add_log_group(endpoint: NeuronEndpoint, retention: logs.RetentionDays) -> lo
     return group
 
 
-def grant_runtime_basics(endpoint: NeuronEndpoint, model_data: ModelDataSource) -> None:
-    """Read the one model object, write this endpoint's logs and its own metrics."""
-    stmt = endpoint.role.add_to_principal_policy
-    stmt(
+def grant_model_object(endpoint: ManagedEndpoint, model_data: ModelDataSource) -> None:
+    """Read the one model object (a bundle archive), decrypting it where its bucket has a key."""
+    endpoint.role.add_to_principal_policy(
         iam.PolicyStatement(
             sid="ReadModelData",
             actions=["s3:GetObject"],
             resources=[model_data.bucket.arn_for_objects(model_data.object_key)],
         )
     )
-    stmt(
+    _grant_decrypt(endpoint, model_data.bucket, "DecryptModelData")
+
+
+def grant_model_prefix(
+    endpoint: ManagedEndpoint, bucket: s3.IBucket, prefix: str, sid: str
+) -> None:
+    """Read every object under `prefix` (an uncompressed model directory), and list only it.
+
+    SageMaker lists the prefix to download an S3Prefix model data source (SageMaker API
+    reference, S3ModelDataSource; "CreateModel API: Execution Role Permissions").
+    """
+    objects = bucket.arn_for_objects(f"{prefix}*")
+    endpoint.role.add_to_principal_policy(
+        iam.PolicyStatement(sid=f"Read{sid}", actions=["s3:GetObject"], resources=[objects])
+    )
+    endpoint.role.add_to_principal_policy(
         iam.PolicyStatement(
-            sid="DecryptModelData",
-            actions=["kms:Decrypt"],
-            resources=_keys(endpoint.key, model_data.bucket),
+            sid=f"List{sid}",
+            actions=["s3:ListBucket"],
+            resources=[bucket.bucket_arn],
+            conditions={"StringLike": {"s3:prefix": [f"{prefix}*"]}},
         )
     )
+    _grant_decrypt(endpoint, bucket, f"Decrypt{sid}")
+    acknowledge(
+        endpoint.role,
+        f"AwsSolutions-IAM5[Resource::{_nag_resource(endpoint, objects)}]",
+        "An uncompressed model is a directory of objects (config, tokenizer, weight shards, "
+        "compiled graphs) whose names the engine chooses; the role may read only under this "
+        "one prefix, and list only it.",
+    )
+
+
+def _grant_decrypt(endpoint: ManagedEndpoint, bucket: s3.IBucket, sid: str) -> None:
+    endpoint.role.add_to_principal_policy(
+        iam.PolicyStatement(
+            sid=sid,
+            actions=["kms:Decrypt"],
+            resources=_keys(endpoint.key, bucket),
+        )
+    )
+
+
+def grant_logs_and_metrics(endpoint: ManagedEndpoint) -> None:
+    """Write this endpoint's logs and its own metrics."""
+    stmt = endpoint.role.add_to_principal_policy
     stmt(
         iam.PolicyStatement(
             sid="WriteLogs",
@@ -145,7 +184,7 @@ def grant_runtime_basics(endpoint: NeuronEndpoint, model_data: ModelDataSource) 
 
 
 def vpc_config(
-    endpoint: NeuronEndpoint,
+    endpoint: ManagedEndpoint,
     vpc: ec2.IVpc,
     vpc_subnets: ec2.SubnetSelection | None,
     security_groups: list[ec2.ISecurityGroup] | None,
@@ -168,7 +207,7 @@ def vpc_config(
     )
 
 
-def _grant_vpc_access(endpoint: NeuronEndpoint, vpc: ec2.IVpc) -> None:
+def _grant_vpc_access(endpoint: ManagedEndpoint, vpc: ec2.IVpc) -> None:
     """SageMaker attaches the model to the VPC with network interfaces made by this role.
 
     The actions are those the SageMaker developer guide lists for a model with VpcConfig
@@ -205,7 +244,7 @@ def _grant_vpc_access(endpoint: NeuronEndpoint, vpc: ec2.IVpc) -> None:
     )
 
 
-def _security_group(endpoint: NeuronEndpoint, vpc: ec2.IVpc) -> ec2.SecurityGroup:
+def _security_group(endpoint: ManagedEndpoint, vpc: ec2.IVpc) -> ec2.SecurityGroup:
     group = ec2.SecurityGroup(
         endpoint,
         "SecurityGroup",
@@ -218,7 +257,7 @@ def _security_group(endpoint: NeuronEndpoint, vpc: ec2.IVpc) -> ec2.SecurityGrou
 
 
 def data_capture_config(
-    endpoint: NeuronEndpoint, capture: DataCapture
+    endpoint: ManagedEndpoint, capture: DataCapture
 ) -> sagemaker.CfnEndpointConfig.DataCaptureConfigProperty:
     """Let the role write the endpoint's capture prefix, and configure the sampling."""
     prefix = f"data-capture/{endpoint.endpoint_name}"

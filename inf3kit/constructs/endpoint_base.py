@@ -43,6 +43,15 @@ class EndpointBase(Construct):
             grantee=grantee, actions=["sagemaker:InvokeEndpoint"], resource_arns=[self.endpoint_arn]
         )
 
+    def grant_invoke_with_response_stream(self, grantee: iam.IGrantable) -> iam.Grant:
+        """Allow `sagemaker:InvokeEndpointWithResponseStream` on this endpoint's ARN, nothing
+        else: what token-streaming clients (`inf3kit invoke --stream`) call."""
+        return iam.Grant.add_to_principal(
+            grantee=grantee,
+            actions=["sagemaker:InvokeEndpointWithResponseStream"],
+            resource_arns=[self.endpoint_arn],
+        )
+
     def metric(self, metric_name: str, **options: Unpack[MetricOptions]) -> cloudwatch.Metric:
         """A metric of this endpoint's variant in the AWS/SageMaker namespace (Sum per minute)."""
         return cloudwatch.Metric(

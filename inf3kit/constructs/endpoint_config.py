@@ -1,4 +1,4 @@
-"""The model and the endpoint config: image, bundle, and the variant's type, count and volume."""
+"""The model and the endpoint config: image, model data, and the variant's type, count, volume."""
 
 from __future__ import annotations
 
@@ -13,8 +13,7 @@ from inf3kit.constructs.hardware_checks import waive_unlisted_types
 from inf3kit.constructs.nag import skip_checkov
 
 if TYPE_CHECKING:
-    from inf3kit.constructs.endpoint_access import ModelDataSource
-    from inf3kit.constructs.neuron_endpoint import NeuronEndpoint
+    from inf3kit.constructs.endpoint_managed import ManagedEndpoint
 
 # Families whose sizes carry local NVMe instance storage. SageMaker encrypts it in hardware and
 # refuses both KmsKeyId and VolumeSizeInGB for them (SageMaker API reference,
@@ -25,7 +24,7 @@ LOCAL_STORAGE_FAMILIES = frozenset({"trn1", "trn1n", "trn2", "trn3"})
 
 
 def add_endpoint_config(
-    endpoint: NeuronEndpoint,
+    endpoint: ManagedEndpoint,
     catalog: Catalog,
     *,
     initial: int,
@@ -75,14 +74,17 @@ def add_endpoint_config(
 
 
 def add_model(
-    endpoint: NeuronEndpoint,
-    model_data: ModelDataSource,
+    endpoint: ManagedEndpoint,
+    *,
     image_uri: str,
     env: dict[str, str],
     vpc: sagemaker.CfnModel.VpcConfigProperty | None,
     isolation: bool,
+    model_data_url: str | None = None,
+    model_data_source: sagemaker.CfnModel.ModelDataSourceProperty | None = None,
 ) -> sagemaker.CfnModel:
-    """The model: the image, the bundle, the runtime settings and where it runs."""
+    """The model: the image, its model data (an archive URL or an S3 source), its environment
+    and where it runs."""
     model = sagemaker.CfnModel(
         endpoint,
         "Model",
@@ -90,7 +92,8 @@ def add_model(
         enable_network_isolation=isolation,
         primary_container=sagemaker.CfnModel.ContainerDefinitionProperty(
             image=image_uri,
-            model_data_url=model_data.bucket.s3_url_for_object(model_data.object_key),
+            model_data_url=model_data_url,
+            model_data_source=model_data_source,
             environment=env or None,
             mode="SingleModel",
         ),

@@ -53,15 +53,38 @@ class EndpointScaling:
     schedule: ScaleDownSchedule | None = None
 
 
+@dataclass(frozen=True)
+class ConcurrencyScaling:
+    """Target tracking on concurrent requests per model container, for LLM endpoints.
+
+    An LLM request holds its place in the engine's batch until its last token streams out, so
+    the requests in flight (SageMaker's high-resolution `ConcurrentRequestsPerModel`, emitted
+    every 10 seconds, counting streams until their last token) measure load where invocations
+    per minute do not: one long generation weighs as much as hundreds of short ones.
+    `concurrent_requests_per_model` is the target per instance; None lets the construct derive
+    it from the engine's batch (LlmEndpoint: three quarters of max_num_seqs).
+    """
+
+    concurrent_requests_per_model: int | None = None
+    scale_in_cooldown: Duration = field(default_factory=lambda: DEFAULT_SCALE_IN_COOLDOWN)
+    scale_out_cooldown: Duration = field(default_factory=lambda: DEFAULT_SCALE_OUT_COOLDOWN)
+    schedule: ScaleDownSchedule | None = None
+
+
 def add_autoscaling(
     scope: Construct,
     endpoint: sagemaker.CfnEndpoint,
     *,
     min_capacity: int,
     max_capacity: int,
-    scaling: EndpointScaling,
+    scaling: EndpointScaling | ConcurrencyScaling,
+    target_value: int,
 ) -> appscaling.ScalableTarget | None:
-    """Register the variant for autoscaling; None when capacity is fixed and unscheduled."""
+    """Register the variant for autoscaling; None when capacity is fixed and unscheduled.
+
+    `target_value` is the target of the metric `scaling` names: invocations per instance per
+    minute (EndpointScaling) or concurrent requests per model (ConcurrencyScaling).
+    """
     if min_capacity == max_capacity and scaling.schedule is None:
         return None
     target = appscaling.ScalableTarget(
@@ -82,10 +105,19 @@ def add_autoscaling(
             ),
         ),
     )
+    metric = appscaling.PredefinedMetric
+    name, predefined = (
+        (
+            "ConcurrentRequestsPerModel",
+            metric.SAGEMAKER_VARIANT_CONCURRENT_REQUESTS_PER_MODEL_HIGH_RESOLUTION,
+        )
+        if isinstance(scaling, ConcurrencyScaling)
+        else ("InvocationsPerInstance", metric.SAGEMAKER_VARIANT_INVOCATIONS_PER_INSTANCE)
+    )
     target.scale_to_track_metric(
-        "InvocationsPerInstance",
-        target_value=scaling.invocations_per_instance,
-        predefined_metric=appscaling.PredefinedMetric.SAGEMAKER_VARIANT_INVOCATIONS_PER_INSTANCE,
+        name,
+        target_value=target_value,
+        predefined_metric=predefined,
         scale_in_cooldown=scaling.scale_in_cooldown,
         scale_out_cooldown=scaling.scale_out_cooldown,
     )

@@ -13,69 +13,42 @@ capture), endpoint_base (invoke grant and metrics, shared with imported endpoint
 
 from __future__ import annotations
 
-import re
+from typing import Any
 
-from aws_cdk import (
-    Duration,
-    Names,
-    RemovalPolicy,
-    Size,
-    Token,
-)
-from aws_cdk import aws_applicationautoscaling as appscaling
+from aws_cdk import Duration, Size, Token
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_ec2 as ec2
-from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
-from aws_cdk import aws_s3 as s3
-from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
-from inf3kit.catalog import Catalog, Compatibility, family_of, load_catalog, load_compatibility
+from inf3kit.catalog import Catalog, Compatibility, load_catalog, load_compatibility
 from inf3kit.constructs.endpoint_access import (
     DataCapture,
     ModelDataSource,
-    add_log_group,
     data_capture_config,
-    grant_runtime_basics,
+    grant_model_object,
     vpc_config,
 )
-from inf3kit.constructs.endpoint_base import VARIANT_NAME, EndpointBase, ImportedEndpoint
-from inf3kit.constructs.endpoint_config import (
-    LOCAL_STORAGE_FAMILIES,
-    add_endpoint_config,
-    add_model,
+from inf3kit.constructs.endpoint_base import EndpointBase, ImportedEndpoint
+from inf3kit.constructs.endpoint_checks import (
+    capacity_problems_of,
+    deployment_problems,
+    instance_problems,
 )
+from inf3kit.constructs.endpoint_config import add_model
 from inf3kit.constructs.endpoint_image import EndpointImage
-from inf3kit.constructs.endpoint_rollout import (
-    DEFAULT_LATENCY_THRESHOLD,
-    EndpointRollout,
-    add_rollback_alarms,
-    deployment_config,
-)
+from inf3kit.constructs.endpoint_managed import ManagedEndpoint
+from inf3kit.constructs.endpoint_rollout import DEFAULT_LATENCY_THRESHOLD, EndpointRollout
 from inf3kit.constructs.endpoint_scaling import (
     DEFAULT_MAX_CAPACITY,
     DEFAULT_MIN_CAPACITY,
     EndpointScaling,
-    ScaleDownSchedule,
-    add_autoscaling,
 )
-from inf3kit.constructs.hardware_checks import (
-    check_instance_type,
-    warn_if_provisional,
-)
+from inf3kit.constructs.hardware_checks import warn_if_provisional
 from inf3kit.constructs.runtime_settings import RuntimeSettings
 from inf3kit.constructs.validation import raise_if_problems
-from inf3kit.rules import (
-    capacity_problems,
-    default_rollout_strategy,
-    rollout_capacity_problems,
-    rollout_share_problems,
-    scale_down_count_problems,
-    scaling_schedule_problems,
-    time_zone_problems,
-)
+from inf3kit.rules import default_rollout_strategy
 
 # Defaults, in one place, as the docs describe them (docs/endpoint.md).
 DEFAULT_STARTUP_TIMEOUT = Duration.minutes(15)
@@ -85,7 +58,7 @@ DEFAULT_DOWNLOAD_TIMEOUT = Duration.minutes(15)
 DEFAULT_LOG_RETENTION = logs.RetentionDays.ONE_YEAR
 
 
-class NeuronEndpoint(EndpointBase):
+class NeuronEndpoint(ManagedEndpoint):
     """A SageMaker model, endpoint config and endpoint on a Neuron `ml.` instance type.
 
     Everything optional has a secure default: a rotated KMS key, a role that can read this one
@@ -206,43 +179,39 @@ class NeuronEndpoint(EndpointBase):
         if not Token.is_unresolved(instance_type):
             warn_if_provisional(self, catalog.get(instance_type))
             image.warn_if_older_sdk(self, compat, instance_type)
-        self.instance_type = instance_type
-        self.variant_name = VARIANT_NAME
-        self.endpoint_name = endpoint_name or Names.unique_resource_name(
-            self, max_length=63, separator="-"
+        self._add_role(
+            instance_type=instance_type,
+            endpoint_name=endpoint_name,
+            key=key,
+            log_retention=log_retention,
+            role_description="inf3kit endpoint execution role: read one model object, pull one "
+            "image",
+            grant_model=lambda: grant_model_object(self, model_data),
         )
-        self._add_role(key, model_data, log_retention)
         self.model = add_model(
             self,
-            model_data,
-            image.bind(self, self.role, compat),
-            runtime.environment() | (environment or {}),
-            vpc_config(self, vpc, vpc_subnets, security_groups) if vpc is not None else None,
-            network_isolation
+            image_uri=image.bind(self, self.role, compat),
+            env=runtime.environment() | (environment or {}),
+            model_data_url=model_data.bucket.s3_url_for_object(model_data.object_key),
+            vpc=vpc_config(self, vpc, vpc_subnets, security_groups) if vpc is not None else None,
+            isolation=network_isolation
             if network_isolation is not None
             else image.default_network_isolation(compat),
         )
-        self.endpoint_config = add_endpoint_config(
-            self,
-            catalog,
+        self._add_serving(
+            catalog=catalog,
             initial=initial,
             startup_timeout=startup_timeout,
             download_timeout=download_timeout,
             volume_size=volume_size,
             capture=data_capture_config(self, data_capture) if data_capture is not None else None,
-        )
-        self.alarms: list[cloudwatch.IAlarm] = add_rollback_alarms(self, latency_threshold)
-        self.alarms += rollback_alarms or []
-        self.endpoint = self._add_endpoint(
-            deployment_config(rollout, self.alarms, startup_timeout, download_timeout)
-        )
-        self.endpoint_arn = self.endpoint.ref
-        self.scalable_target: appscaling.ScalableTarget | None = add_autoscaling(
-            self,
-            self.endpoint,
+            latency_threshold=latency_threshold,
+            rollback_alarms=rollback_alarms,
+            rollout=rollout,
             min_capacity=min_capacity,
             max_capacity=max_capacity,
             scaling=scaling,
+            scaling_target=scaling.invocations_per_instance,
         )
         if self.scalable_target is not None:
             self.invocations_per_instance = scaling.invocations_per_instance
@@ -256,50 +225,6 @@ class NeuronEndpoint(EndpointBase):
         """
         return ImportedEndpoint(scope, id, endpoint_name=endpoint_name)
 
-    # --- children -----------------------------------------------------------------------------
-
-    def _add_role(
-        self, key: kms.IKey | None, model_data: ModelDataSource, retention: logs.RetentionDays
-    ) -> None:
-        self.key: kms.IKey = key or kms.Key(
-            self,
-            "Key",
-            description=f"inf3kit endpoint {self.node.path}",
-            enable_key_rotation=True,
-            removal_policy=RemovalPolicy.RETAIN,
-        )
-        self.role = iam.Role(
-            self,
-            "Role",
-            assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
-            description="inf3kit endpoint execution role: read one model object, pull one image",
-        )
-        self.log_group = add_log_group(self, retention)
-        grant_runtime_basics(self, model_data)
-        self.security_groups: list[ec2.ISecurityGroup] = []
-
-    def _add_endpoint(
-        self, deployment: sagemaker.CfnEndpoint.DeploymentConfigProperty
-    ) -> sagemaker.CfnEndpoint:
-        endpoint = sagemaker.CfnEndpoint(
-            self,
-            "Resource",
-            endpoint_name=self.endpoint_name,
-            endpoint_config_name=self.endpoint_config.attr_endpoint_config_name,
-            deployment_config=deployment,
-            # An update keeps the instance count autoscaling chose (else every rollout starts
-            # the new fleet at `initial_capacity`, at peak too); captured-data settings still
-            # follow the new config.
-            retain_all_variant_properties=True,
-            exclude_retained_variant_properties=[
-                sagemaker.CfnEndpoint.VariantPropertyProperty(
-                    variant_property_type="DataCaptureConfig"
-                )
-            ],
-        )
-        endpoint.node.add_dependency(self.log_group)
-        return endpoint
-
 
 def _validate(
     *,
@@ -311,132 +236,22 @@ def _validate(
     max_instances: int,
     initial: int,
     invocations_per_instance: int,
-    schedule: ScaleDownSchedule | None,
-    rollout: EndpointRollout,
-    data_capture_bucket: s3.IBucket | None,
-    data_capture_percent: int,
-    startup_timeout: Duration,
-    download_timeout: Duration,
-    volume_size_gb: int | None,
-    vpc: ec2.IVpc | None,
-    vpc_subnets: ec2.SubnetSelection | None,
-    security_groups: list[ec2.ISecurityGroup] | None,
-    endpoint_name: str | None,
     runtime: RuntimeSettings,
+    **deployment: Any,
 ) -> list[str]:
     """Every problem with the props, so one synthesis reports them all."""
-    problems = [
-        f"instance_type: {p}"
-        for p in check_instance_type(instance_type, platform="sagemaker", catalog=catalog)
-    ]
-    problems += image.problems(compat)
-    if not problems and image.catalog_name and not Token.is_unresolved(instance_type):
-        try:
-            compat.check_image(image.catalog_name, instance_type)
-        except ValueError as exc:
-            problems.append(f"image: {exc}")
-    if not problems and not Token.is_unresolved(instance_type):
-        try:
-            compat.family(instance_type)
-        except ValueError as exc:
-            problems.append(f"instance_type: {exc}")
-
-    counts_known = not any(Token.is_unresolved(v) for v in (min_instances, max_instances, initial))
-    if counts_known and min_instances < 1:
-        problems.append(
-            f"min_capacity: got {min_instances}, must be >= 1 (a real-time endpoint always runs "
-            "an instance). Fix: use 1 or more; delete the stack to stop paying"
-        )
-    if counts_known:
-        names = ("min_capacity", "max_capacity", "initial_capacity")
-        problems += capacity_problems(min_instances, max_instances, initial, names=names)
+    problems = instance_problems(instance_type, catalog, compat, image)
+    problems += capacity_problems_of(min_instances, max_instances, initial)
     if not Token.is_unresolved(invocations_per_instance) and invocations_per_instance < 1:
         problems.append(
             f"scaling.invocations_per_instance: got {invocations_per_instance}, must be >= 1. "
             "Fix: use the requests per minute one instance serves at your latency target"
         )
     problems += runtime.problems()
-    if counts_known:
-        problems += rollout_capacity_problems(
-            rollout.strategy, min_instances, min_name="min_capacity"
-        )
-    if not Token.is_unresolved(instance_type):
-        refusal = compat.guardrails_problem(instance_type, rollout.strategy)
-        problems += [f"rollout: {refusal}"] if refusal else []
-
-    if schedule is not None:
-        for name in ("scale_down", "scale_up"):
-            expr = getattr(schedule, name)
-            if not Token.is_unresolved(expr):
-                problems += [
-                    f"scaling.schedule.{name}: {p}" for p in scaling_schedule_problems(expr)
-                ]
-        if schedule.time_zone is not None and not Token.is_unresolved(schedule.time_zone):
-            problems += [
-                f"scaling.schedule.time_zone: {p}" for p in time_zone_problems(schedule.time_zone)
-            ]
-        problems += [
-            f"scaling.schedule.capacity_during_scale_down: {p}"
-            for p in scale_down_count_problems(
-                schedule.capacity_during_scale_down, max_instances, max_name="max_capacity"
-            )
-        ]
-
-    problems += rollout_share_problems(rollout.strategy, rollout)
-    bake = rollout.bake_time.to_seconds()
-    if bake > 3600:
-        problems.append(
-            f"rollout.bake_time: got {bake:g} s, SageMaker allows 0..3600 s. Fix: bake for an "
-            "hour at most; add steps (linear) to watch longer"
-        )
-    if rollout.termination_wait.to_seconds() > 3600:
-        problems.append(
-            f"rollout.termination_wait: got {rollout.termination_wait.to_seconds():g} s, "
-            "SageMaker allows 0..3600 s. Fix: use an hour at most"
-        )
-    if rollout.timeout is not None and not 600 <= rollout.timeout.to_seconds() <= 14_400:
-        problems.append(
-            f"rollout.timeout: got {rollout.timeout.to_seconds():g} s, SageMaker allows "
-            "600..14400 s. Fix: use 10 minutes to 4 hours, or leave it unset"
-        )
-
-    for name, timeout in (
-        ("startup_timeout", startup_timeout),
-        ("download_timeout", download_timeout),
-    ):
-        seconds = timeout.to_seconds()
-        if not 60 <= seconds <= 3600:
-            problems.append(
-                f"{name}: got {seconds:g} s, SageMaker allows 60..3600 s. "
-                "Fix: use 1 minute to 1 hour"
-            )
-    if volume_size_gb is not None:
-        if family_of(instance_type) in LOCAL_STORAGE_FAMILIES:
-            problems.append(
-                f"volume_size: {instance_type} has local NVMe storage and SageMaker takes no "
-                "volume size for it. Fix: leave volume_size unset"
-            )
-        elif not 1 <= volume_size_gb <= 512:
-            problems.append(
-                f"volume_size: got {volume_size_gb} GiB, SageMaker allows 1..512 GiB. "
-                "Fix: use a size in that range"
-            )
-    if data_capture_bucket is not None and not 1 <= data_capture_percent <= 100:
-        problems.append(
-            f"data_capture.percent: got {data_capture_percent}, must be 1..100. "
-            "Fix: use a percentage of requests to sample"
-        )
-    if vpc is None and (vpc_subnets is not None or security_groups):
-        problems.append(
-            "vpc_subnets/security_groups: given without a vpc. Fix: pass vpc=..., or drop them"
-        )
-    if (
-        endpoint_name is not None
-        and not Token.is_unresolved(endpoint_name)
-        and not re.fullmatch(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}", endpoint_name)
-    ):
-        problems.append(
-            f"endpoint_name: got {endpoint_name!r}; SageMaker allows 1-63 letters, digits "
-            "and '-', starting and ending with a letter or digit. Fix: rename it"
-        )
-    return problems
+    return problems + deployment_problems(
+        instance_type=instance_type,
+        compat=compat,
+        min_instances=min_instances,
+        max_instances=max_instances,
+        **deployment,
+    )
