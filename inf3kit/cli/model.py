@@ -186,10 +186,16 @@ def profile(
 @app.command(rich_help_panel=PANEL)
 def plan(
     spec: SpecArg,
-    rps: Annotated[float, typer.Option(help="target load, requests (one row each) per second")],
-    p99_ms: Annotated[float, typer.Option(help="p99 latency target in milliseconds")],
+    rps: Annotated[
+        float | None,
+        typer.Option(help="target load, requests (one row each) per second; runtime specs"),
+    ] = None,
+    p99_ms: Annotated[
+        float | None, typer.Option(help="p99 latency target in milliseconds; runtime specs")
+    ] = None,
     profile: Annotated[
-        list[Path] | None, typer.Option(help="profile JSON (repeatable; default: stored ones)")
+        list[Path] | None,
+        typer.Option(help="profile JSON (repeatable; default: stored ones; LLM: throughput file)"),
     ] = None,
     region: Annotated[str, typer.Option(help="region for prices")] = "us-east-1",
     headroom: Annotated[float, typer.Option(help="share kept below the knee")] = 0.2,
@@ -204,11 +210,31 @@ def plan(
     ] = None,
     peak: Annotated[float, typer.Option(help="with --apply: max capacity = min x peak")] = 2.0,
 ) -> None:
-    """Instances, monthly cost and $ per million inferences per instance type for a load."""
-    from inf3kit.plan.commands import run_plan
+    """Instances, monthly cost and $ per million inferences per instance type for a load; for an
+    LLM spec, $ per million output tokens per instance type."""
+    from inf3kit.plan.commands import run_llm_plan, run_plan
 
     loaded = load_or_exit(spec)
     try:
+        if loaded.spec.model.is_llm:
+            unused = [
+                flag
+                for flag, value in (("--rps", rps), ("--p99-ms", p99_ms), ("--html", html))
+                if value is not None
+            ] + (["--apply"] if apply else [])
+            if unused:
+                raise ValueError(
+                    f"{', '.join(unused)} {'applies' if len(unused) == 1 else 'apply'} only to "
+                    "runtime specs; an LLM plan is a cost per million output tokens per "
+                    "instance type. Fix: drop it (LLM plans take --profile, --region, --json)"
+                )
+            run_llm_plan(console, loaded, profiles=profile or [], region=region, as_json=as_json)
+            return
+        if rps is None or p99_ms is None:
+            raise ValueError(
+                "--rps and --p99-ms are required for a runtime spec. Fix: give the target load "
+                "and latency, e.g. --rps 200 --p99-ms 50"
+            )
         run_plan(
             console,
             loaded,

@@ -17,9 +17,11 @@ from rich.text import Text
 
 from inf3kit.catalog import CATALOG_ENV, Catalog, CatalogError, load_catalog
 from inf3kit.plan.for_spec import plan_for_spec
+from inf3kit.plan.llm import LlmRow, llm_plan, llm_rows_json, llm_source_lines, llm_table
 from inf3kit.plan.planner import Plan, Row
 from inf3kit.plan.profile import profile_path, write_profile
 from inf3kit.plan.report import (
+    PLAN_FORMAT,
     excluded_lines,
     plan_json,
     plan_table,
@@ -141,6 +143,25 @@ def run_plan(
             for change in changes or ["nothing to change"]:
                 console.print(f"applied {change}", highlight=False, markup=False)
     return plan
+
+
+def run_llm_plan(
+    console: Console,
+    loaded: LoadedSpec,
+    *,
+    profiles: Sequence[Path],
+    region: str,
+    as_json: bool,
+) -> list[LlmRow]:
+    """The plan of an LLM spec (`model.engine: vllm`): cost per million output tokens per type."""
+    rows = llm_plan(loaded, profiles, region)
+    if as_json:
+        console.print_json(json.dumps({"format": PLAN_FORMAT, "llm": llm_rows_json(rows)}))
+        return rows
+    console.print(llm_table(rows))
+    for line in llm_source_lines(rows):
+        console.print(Text(line, style="dim"), highlight=False)
+    return rows
 
 
 def list_prices(catalog: Catalog, region: str) -> Table:
