@@ -127,25 +127,35 @@ def choose_tensor_parallel(
     instance_types: str | Sequence[str],
     *,
     catalog: Catalog,
+    max_groups_per_instance: int | None = None,
 ) -> int | None:
     """What `tensor_parallel: auto` resolves to: the smallest degree valid on every one of
-    `instance_types` at which the model fits each of them, or None when there is none.
+    `instance_types` at which the model fits each of them (and which leaves at most
+    `max_groups_per_instance` groups on each, when given), or None when there is none.
 
     `settings.tensor_parallel` is not read. One degree for all the types, because a fleet's
     instances share one launch template and one compiled model. The smallest degree leaves the
     most groups, hence engine replicas, per instance.
     """
     names = [instance_types] if isinstance(instance_types, str) else list(instance_types)
-    return _choose(arch, settings, [catalog.get(n) for n in names])
+    return _choose(arch, settings, [catalog.get(n) for n in names], max_groups_per_instance)
 
 
 def _choose(
-    arch: ModelArchitecture, settings: LlmSettings, itypes: Sequence[InstanceType]
+    arch: ModelArchitecture,
+    settings: LlmSettings,
+    itypes: Sequence[InstanceType],
+    max_groups: int | None = None,
 ) -> int | None:
     every = [engine_cores(t) for t in itypes]
     common = set.intersection(*(set(valid_degrees(arch, c)) for c in every)) if every else set()
     return next(
-        (d for d in sorted(common) if all(fits(arch, settings, c, d) for c in every)),
+        (
+            d
+            for d in sorted(common)
+            if all(fits(arch, settings, c, d) for c in every)
+            and (max_groups is None or all(c.count // d <= max_groups for c in every))
+        ),
         None,
     )
 

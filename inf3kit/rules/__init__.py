@@ -5,7 +5,13 @@ Each check returns problem strings in the one format (what is wrong, the value, 
 and the command line use these rules without loading the CDK.
 """
 
-from inf3kit.rules.fleet import duplicate_problems, public_listener_problems, warm_pool_problems
+from inf3kit.rules.fleet import (
+    SERVERS_PER_INSTANCE,
+    duplicate_problems,
+    llm_server_layout_problems,
+    public_listener_problems,
+    warm_pool_problems,
+)
 from inf3kit.rules.locations import bundle_uri_problems, split_s3_uri
 from inf3kit.rules.rollout import (
     SHARE_LIMITS,
@@ -31,6 +37,7 @@ from inf3kit.rules.weights import llm_weights_problems, s3_prefix_problems
 
 __all__ = [
     "IMAGE_BUILD_SCHEDULE",
+    "SERVERS_PER_INSTANCE",
     "SHARE_LIMITS",
     "TRAFFIC_SHIFTING",
     "RolloutStrategy",
@@ -40,6 +47,7 @@ __all__ = [
     "default_rollout_strategy",
     "duplicate_problems",
     "email_problems",
+    "llm_server_layout_problems",
     "llm_weights_problems",
     "percent_problems",
     "public_listener_problems",

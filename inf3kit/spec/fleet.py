@@ -21,7 +21,7 @@ from inf3kit.spec.base import (
     compatibility_from,
     raise_problems,
 )
-from inf3kit.spec.llm import llm_from, llm_type_problems, shared_problems
+from inf3kit.spec.llm import fleet_problems, llm_from, llm_type_problems
 
 
 class FleetCapacity(StrictModel):
@@ -123,9 +123,7 @@ class FleetSpec(StrictModel):
         raise_problems(duplicate_problems(value))
         llm = llm_from(info)
         if llm is not None:
-            raise_problems(
-                shared_problems(llm, value, catalog_from(info), compatibility_from(info))
-            )
+            raise_problems(fleet_problems(llm, value, catalog_from(info), compatibility_from(info)))
         return value
 
     @model_validator(mode="after")

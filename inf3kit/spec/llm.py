@@ -19,10 +19,10 @@ from pydantic import (
     model_validator,
 )
 
-from inf3kit.catalog import Catalog, Compatibility, EngineImage
+from inf3kit.catalog import SAGEMAKER_PREFIX, Catalog, Compatibility, EngineImage
 from inf3kit.catalog.engines import AUTO
 from inf3kit.llm.architecture import ArchitectureError, architecture_problems, read_config
-from inf3kit.llm.fit import choose_tensor_parallel, fit_problems
+from inf3kit.llm.fit import choose_tensor_parallel, engine_cores, fit_problems
 from inf3kit.llm.settings import (
     TENSOR_PARALLEL_AUTO,
     Dtype,
@@ -31,7 +31,7 @@ from inf3kit.llm.settings import (
     ModelArchitecture,
     Quantization,
 )
-from inf3kit.rules import llm_weights_problems
+from inf3kit.rules import SERVERS_PER_INSTANCE, llm_server_layout_problems, llm_weights_problems
 from inf3kit.spec.base import StrictModel, raise_problems
 
 Engine = Literal["runtime", "vllm"]
@@ -267,27 +267,35 @@ def llm_type_problems(
     )
 
 
-def shared_problems(
+def fleet_problems(
     llm: LlmSpec, instance_types: list[str], catalog: Catalog, compatibility: Compatibility
 ) -> list[str]:
-    """A fleet's instances share one launch template, one engine image and one compiled model:
-    one distribution and, with `auto`, one degree must suit every type."""
+    """A fleet's instances share one launch template, one engine image and one compiled model,
+    and run one vLLM server per group behind the load balancer: one distribution and one
+    degree must suit every type, with the same number of servers on each, at most
+    SERVERS_PER_INSTANCE (inf3kit.rules.llm_server_layout_problems)."""
     known = [n for n in instance_types if n in catalog]
-    if len(known) < 2 or any(llm_type_problems(llm, n, catalog, compatibility) for n in known):
+    if not known or any(llm_type_problems(llm, n, catalog, compatibility) for n in known):
         return []  # each type's own problem is reported at its own path
     engine = compatibility.engine_choice(known, llm.distribution, llm.neuron_sdk)
     if isinstance(engine, str):
         return [engine]
     arch, settings = llm.model_architecture, llm.settings()
-    if not llm.auto or choose_tensor_parallel(arch, settings, known, catalog=catalog):
+    cores = {n: engine_cores(catalog.get(n)).count for n in known}
+    if not llm.auto:
+        return llm_server_layout_problems(cores, settings.tensor_parallel)
+    if choose_tensor_parallel(
+        arch, settings, known, catalog=catalog, max_groups_per_instance=SERVERS_PER_INSTANCE
+    ):
         return []
     smallest = ", ".join(
         f"{n}: {choose_tensor_parallel(arch, settings, n, catalog=catalog)}" for n in known
     )
     return [
-        f"no one tensor_parallel degree suits all of {', '.join(known)} (the smallest that "
-        f"fits each: {smallest}), and a fleet shares one compiled model. Fix: list types "
-        "whose NeuronCore counts share a degree that fits, e.g. one family"
+        f"no one tensor_parallel degree fits all of {', '.join(known)} with the same number of "
+        f"servers on each, at most {SERVERS_PER_INSTANCE} (the smallest degree that fits each: "
+        f"{smallest}; NeuronCores: {', '.join(f'{n}: {c}' for n, c in cores.items())}). Fix: "
+        "list types with the same NeuronCore count"
     ]
 
 
@@ -295,11 +303,16 @@ def llm_service(
     llm: LlmSpec, weights: WeightsSpec, instance_types: list[str], catalog: Catalog
 ) -> LlmService:
     """The typed service with `auto` resolved for `instance_types` (validation made sure it
-    resolves)."""
+    resolves): EC2 types are a fleet's, whose servers per instance are limited."""
     degree: int | None = None
     if llm.auto:
+        fleet = not any(n.startswith(SAGEMAKER_PREFIX) for n in instance_types)
         degree = choose_tensor_parallel(
-            llm.model_architecture, llm.settings(), instance_types, catalog=catalog
+            llm.model_architecture,
+            llm.settings(),
+            instance_types,
+            catalog=catalog,
+            max_groups_per_instance=SERVERS_PER_INSTANCE if fleet else None,
         )
         if degree is None:
             raise ValueError(

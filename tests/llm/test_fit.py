@@ -191,3 +191,11 @@ def test_fails_when_a_fixed_degree_is_not_valid_here() -> None:
         "attention heads, 8 KV heads): valid degrees are 1, 2, 4, 8. Fix: use one of those, or "
         "`auto`"
     ]
+
+
+def test_a_limit_on_groups_per_instance_raises_the_degree() -> None:
+    """70B on trn2.48xlarge fits 8 logical cores (8 groups); at most 5 groups: 16 (4 groups)."""
+    limited = choose_tensor_parallel(
+        LLAMA_70B, SETTINGS, "trn2.48xlarge", catalog=CATALOG, max_groups_per_instance=5
+    )
+    assert limited == 16

@@ -39,8 +39,8 @@ def test_a_published_figure_gives_the_cost_per_million_output_tokens(priced_flee
     assert (row.instance_type, row.basis, row.tensor_parallel, row.replicas_per_instance) == (
         "trn2.48xlarge",
         "published",
-        8,
-        8,
+        16,
+        4,
     )
     assert row.figure is not None and row.figure.tensor_parallel == 64
     assert row.usd_per_million_output_tokens == pytest.approx(277.7778, abs=1e-4)

@@ -132,10 +132,10 @@ def test_fails_when_fleet_types_share_no_degree_that_fits() -> None:
         "fleet: {instance_types: [inf2.24xlarge, trn1.32xlarge]}",
     )
     assert problems(text) == [
-        "fleet.instance_types (line 10): no one tensor_parallel degree suits all of "
-        "inf2.24xlarge, trn1.32xlarge (the smallest that fits each: inf2.24xlarge: 6, "
-        "trn1.32xlarge: 8), and a fleet shares one compiled model. Fix: list types whose "
-        "NeuronCore counts share a degree that fits, e.g. one family"
+        "fleet.instance_types (line 10): no one tensor_parallel degree fits all of "
+        "inf2.24xlarge, trn1.32xlarge with the same number of servers on each, at most 5 (the "
+        "smallest degree that fits each: inf2.24xlarge: 6, trn1.32xlarge: 8; NeuronCores: "
+        "inf2.24xlarge: 12, trn1.32xlarge: 32). Fix: list types with the same NeuronCore count"
     ]
 
 
@@ -338,5 +338,20 @@ def test_the_llm_examples_resolve_the_degrees_their_comments_compute() -> None:
     endpoint = load_spec(examples / "llm-endpoint.yaml")
     assert endpoint.llm_service("ml.inf2.xlarge").settings.tensor_parallel == 2
     fleet = load_spec(examples / "llm-fleet.yaml")
-    assert fleet.llm_service("trn2.48xlarge").settings.tensor_parallel == 8
+    assert fleet.llm_service("trn2.48xlarge").settings.tensor_parallel == 16
     assert fleet.llm_engine("trn2.48xlarge")[0] == "vllm-neuron"
+
+
+def test_a_fleet_runs_at_most_five_servers_per_instance() -> None:
+    """70B fits 8 of a trn2.48xlarge's 64 logical cores, but 8 servers exceed the 5 target
+    groups one ALB action spreads over: auto takes 16 (4 servers); a fixed 8 is refused."""
+    fleet = GOOD.replace(LLAMA_8B, LLAMA_70B).replace(
+        "endpoint: {instance_type: ml.inf2.xlarge}", "fleet: {instance_types: [trn2.48xlarge]}"
+    )
+    assert parse_spec(fleet).llm_service("trn2.48xlarge").settings.tensor_parallel == 16
+    fixed = fleet.replace("max_num_seqs: 4", "max_num_seqs: 4\n  tensor_parallel: 8")
+    assert problems(fixed) == [
+        "fleet.instance_types (line 10): tensor_parallel 8 makes 8 vLLM servers per instance; "
+        "the load balancer spreads over at most 5 (one target group per server). Fix: a larger "
+        "tensor_parallel (or `auto`), or a smaller instance size"
+    ]
