@@ -33,6 +33,9 @@ llm:
   architecture: {LLAMA_8B}
 endpoint: {{instance_type: ml.inf2.xlarge}}
 """
+FLEET = GOOD.replace(
+    "endpoint: {instance_type: ml.inf2.xlarge}", "fleet: {instance_types: [inf2.xlarge]}"
+)
 
 
 def problems(text: str, base_dir: Path | None = None) -> list[str]:
@@ -298,8 +301,8 @@ def test_fails_when_max_model_len_exceeds_what_the_model_was_trained_for() -> No
 
 def test_the_engine_build_follows_the_family() -> None:
     """inf2 has no vLLM Neuron plugin build (Trn2/Trn3 only): NxD Inference's vLLM serves it."""
-    loaded = parse_spec(GOOD)
-    name, image = loaded.llm_engine("ml.inf2.xlarge")
+    loaded = parse_spec(FLEET)
+    name, image = loaded.llm_engine("inf2.xlarge")
     assert (name, image.repository, image.neuron_sdk) == (
         "vllm-nxd-inference",
         "pytorch-inference-vllm-neuronx",
@@ -309,27 +312,27 @@ def test_the_engine_build_follows_the_family() -> None:
 
 
 def test_fails_when_no_engine_build_serves_the_family() -> None:
-    text = GOOD.replace("ml.inf2.xlarge", "ml.inf3.xlarge")
+    text = FLEET.replace("[inf2.xlarge]", "[inf3.xlarge]")
     assert problems(text) == [
-        "endpoint.instance_type (line 9): ml.inf3.xlarge: no LLM engine in the compatibility "
-        "matrix serves inf3 on SageMaker. Fix: an instance type of inf2, trn1, trn2, trn3; or "
-        "add the engine to your catalog override file under `compatibility.engines`"
+        "fleet.instance_types[0] (line 9): inf3.xlarge: no LLM engine in the compatibility "
+        "matrix serves inf3 on EC2. Fix: an instance type of inf2, trn1, trn2, trn3; or add the "
+        "engine to your catalog override file under `compatibility.engines`"
     ]
 
 
 def test_fails_when_the_distribution_or_sdk_pairing_does_not_exist() -> None:
-    plugin = GOOD.replace("max_num_seqs: 4", "max_num_seqs: 4\n  distribution: vllm-neuron")
+    plugin = FLEET.replace("max_num_seqs: 4", "max_num_seqs: 4\n  distribution: vllm-neuron")
     assert problems(plugin) == [
-        "endpoint.instance_type (line 10): ml.inf2.xlarge: vllm-neuron does not serve inf2 (it "
-        "serves trn2, trn3). Fix: llm.distribution vllm-nxd-inference or lmi-neuronx (or auto); "
-        "or add the engine to your catalog override file under `compatibility.engines`"
+        "fleet.instance_types[0] (line 10): inf2.xlarge: vllm-neuron does not serve inf2 (it "
+        "serves trn2, trn3). Fix: llm.distribution vllm-nxd-inference (or auto); or add the "
+        "engine to your catalog override file under `compatibility.engines`"
     ]
-    pinned = GOOD.replace("max_num_seqs: 4", "max_num_seqs: 4\n  neuron_sdk: 2.32.0")
+    pinned = FLEET.replace("max_num_seqs: 4", "max_num_seqs: 4\n  neuron_sdk: 2.32.0")
     assert problems(pinned) == [
-        "endpoint.instance_type (line 10): ml.inf2.xlarge: no LLM engine image for inf2 ships "
-        "Neuron SDK 2.32.0 (published: 2.31.1, 2.30.0, 2.28.0, 2.26.1, 2.24.1, 2.20.1, 2.19.1, "
-        "2.18.2). Fix: another llm.neuron_sdk from that list, or remove it; or add the engine "
-        "to your catalog override file under `compatibility.engines`"
+        "fleet.instance_types[0] (line 10): inf2.xlarge: no LLM engine image for inf2 ships "
+        "Neuron SDK 2.32.0 (published: 2.31.1, 2.30.0, 2.28.0, 2.26.1, 2.24.1). Fix: another "
+        "llm.neuron_sdk from that list, or remove it; or add the engine to your catalog "
+        "override file under `compatibility.engines`"
     ]
 
 
