@@ -18,6 +18,17 @@ def test_validate_accepts_the_demo_spec() -> None:
     assert "service 'demo'" in result.output
 
 
+def test_validate_shows_what_auto_resolved_for_an_llm_spec() -> None:
+    """70B at degree 16 on trn2: 133.9 GiB of weights (k/v replicated to 16 heads) + 40 GiB of
+    KV cache (8192 x 8 tokens x 640 KiB) = 173.9 GiB of 16 x 24 x 0.9 = 345.6 GiB."""
+    result = runner.invoke(app, ["validate", str(EXAMPLES / "llm-fleet.yaml")])
+    assert result.exit_code == 0, result.output
+    assert (
+        "llm fleet: tensor_parallel 16; trn2.48xlarge: 4 per instance, each needs 173.9 of "
+        "345.6 GiB usable; engine vllm-neuron (pytorch-inference-vllm-neuronx:"
+    ) in " ".join(result.output.split())
+
+
 def test_validate_lists_every_problem_and_exits_1(tmp_path: Path) -> None:
     spec = tmp_path / "broken.yaml"
     spec.write_text(

@@ -40,6 +40,8 @@ def validate(spec: SpecArg) -> None:
     loaded = load_or_exit(spec)
     parts = [p for p in ("endpoint", "fleet") if getattr(loaded.spec, p) is not None]
     console.print(f"[green]ok[/] {spec}: service {loaded.spec.name!r} with {' and '.join(parts)}")
+    for line in loaded.llm_summary():
+        console.print(f"  llm {line}", highlight=False, markup=False)
     from inf3kit.plan.for_spec import knees_per_minute
     from inf3kit.spec.capacity import scaling_target_warnings
 

@@ -22,7 +22,14 @@ from pydantic import (
 from inf3kit.catalog import SAGEMAKER_PREFIX, Catalog, Compatibility, EngineImage
 from inf3kit.catalog.engines import AUTO
 from inf3kit.llm.architecture import ArchitectureError, architecture_problems, read_config
-from inf3kit.llm.fit import choose_tensor_parallel, engine_cores, fit_problems
+from inf3kit.llm.fit import (
+    GIB,
+    choose_tensor_parallel,
+    engine_cores,
+    fit_problems,
+    footprint,
+    usable_bytes,
+)
 from inf3kit.llm.settings import (
     TENSOR_PARALLEL_AUTO,
     Dtype,
@@ -331,3 +338,28 @@ def llm_engine(
     if isinstance(engine, str):
         raise ValueError(engine)
     return engine
+
+
+def llm_summary_line(
+    place: str,
+    instance_types: list[str],
+    service: LlmService,
+    engine: tuple[str, EngineImage],
+    catalog: Catalog,
+) -> str:
+    """`fleet: tensor_parallel 16; trn2.48xlarge 4 per instance, 151.4 of 345.6 GiB; engine
+    vllm-neuron (repository:tag)`, for `inf3kit validate`."""
+    degree = service.settings.tensor_parallel
+    need = footprint(service.architecture, service.settings, degree)
+    each = []
+    for name in instance_types:
+        cores = engine_cores(catalog.get(name))
+        each.append(
+            f"{name}: {cores.count // degree} per instance, each needs "
+            f"{need.total_bytes / GIB:.1f} of {usable_bytes(cores, degree) / GIB:.1f} GiB usable"
+        )
+    name, image = engine
+    return (
+        f"{place}: tensor_parallel {degree}; {'; '.join(each)}; engine {name} "
+        f"({image.repository}:{image.tag})"
+    )

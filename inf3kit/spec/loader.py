@@ -19,7 +19,13 @@ from inf3kit.catalog import (
     load_compatibility,
 )
 from inf3kit.spec.errors import Problem, SpecError
-from inf3kit.spec.llm import LlmService, llm_engine, llm_service, prevalidated_llm
+from inf3kit.spec.llm import (
+    LlmService,
+    llm_engine,
+    llm_service,
+    llm_summary_line,
+    prevalidated_llm,
+)
 from inf3kit.spec.models import Spec
 from inf3kit.spec.yaml_source import decode, structure_problems
 
@@ -140,6 +146,21 @@ class LoadedSpec:
         if self.spec.llm is None:
             raise ValueError("model.engine is runtime: the spec has no LLM service")
         return llm_engine(self.spec.llm, list(instance_types), self.compatibility)
+
+    def llm_summary(self) -> list[str]:
+        """One line per place an LLM spec serves (endpoint, fleet): the resolved degree, groups
+        per instance, engine image, and memory needed against memory usable. [] for runtime."""
+        spec = self.spec
+        places = [("endpoint", [spec.endpoint.instance_type])] if spec.endpoint else []
+        places += [("fleet", list(spec.fleet.instance_types))] if spec.fleet else []
+        if spec.llm is None:
+            return []
+        return [
+            llm_summary_line(
+                place, types, self.llm_service(*types), self.llm_engine(*types), self.catalog
+            )
+            for place, types in places
+        ]
 
     def resolve(self, relative: str) -> Path:
         """A path written in the spec, resolved against the spec file's folder."""
