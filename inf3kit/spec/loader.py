@@ -230,6 +230,7 @@ def _pattern_hint(err: ErrorDetails) -> str:
         "pipeline_region": "use a region code like us-east-1",
         "id": "use an AMI id like ami-0123456789abcdef0",
         "certificate_arn": "use an ACM certificate ARN (arn:aws:acm:...)",
+        "neuron_sdk": "use a Neuron SDK release like 2.31.1, quoted",
     }
     field = next((p for p in reversed(err["loc"]) if isinstance(p, str)), "")
     return hints.get(field, "match the pattern")

@@ -358,3 +358,11 @@ def test_a_fleet_runs_at_most_five_servers_per_instance() -> None:
         "the load balancer spreads over at most 5 (one target group per server). Fix: a larger "
         "tensor_parallel (or `auto`), or a smaller instance size"
     ]
+
+
+def test_fails_when_the_neuron_sdk_pin_is_not_a_release() -> None:
+    text = GOOD.replace("max_num_seqs: 4", "max_num_seqs: 4\n  neuron_sdk: latest")
+    assert problems(text) == [
+        "llm.neuron_sdk (line 8): got 'latest', which does not match ^\\d+\\.\\d+\\.\\d+$. Fix: "
+        "use a Neuron SDK release like 2.31.1, quoted"
+    ]
