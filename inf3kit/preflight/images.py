@@ -76,6 +76,20 @@ def _ami_id(ctx: Context, ami: str) -> None:
 
 
 def _endpoint_image(ctx: Context, endpoint: EndpointSpec) -> None:
+    if ctx.loaded.spec.llm is not None and endpoint.image is None:
+        name, engine = ctx.loaded.llm_engine(endpoint.instance_type)
+        where = (
+            "the AWS deep learning container account"
+            if engine.registry == "dlc"
+            else (engine.registry)
+        )
+        ctx.unchecked(
+            IMAGE,
+            f"{engine.repository}:{engine.tag} (the {name} image the compatibility matrix names "
+            f"for {endpoint.instance_type}) is in {where}; its tags are not listed to other "
+            "accounts",
+        )
+        return
     image = endpoint.image or RUNTIME_IMAGE
     if image == RUNTIME_IMAGE:
         ctx.checked(IMAGE, f"{RUNTIME_IMAGE} is built from its Dockerfile by the deploy (Docker)")

@@ -15,6 +15,7 @@ import botocore.session
 
 from inf3kit.catalog.hardware import SAGEMAKER_PREFIX
 from inf3kit.preflight.report import Context
+from inf3kit.spec.llm import llm_type_problems
 
 CHECK = "offerings"
 
@@ -125,9 +126,10 @@ def fallback_types(ctx: Context, name: str) -> list[str]:
 
     The family whose accelerator the type's own is measured against (the catalog's throughput
     `reference`, e.g. inferentia3 -> inferentia2) comes first; families a fleet cannot run on
-    are left out for EC2 types.
+    are left out for EC2 types, and for an LLM spec the types its model does not fit or no
+    engine build serves.
     """
-    catalog, compat = ctx.loaded.catalog, ctx.loaded.compatibility
+    catalog, compat, llm = ctx.loaded.catalog, ctx.loaded.compatibility, ctx.loaded.spec.llm
     itype = catalog.get(name)
     size = name.removeprefix(SAGEMAKER_PREFIX).split(".", 1)[1]
     throughput = catalog.accelerator(itype.accelerator).throughput
@@ -140,6 +142,7 @@ def fallback_types(ctx: Context, name: str) -> list[str]:
         and t.family != itype.family
         and t.name.removeprefix(SAGEMAKER_PREFIX).split(".", 1)[1] == size
         and (itype.platform == "sagemaker" or compat.fleet_problem(t.name) is None)
+        and (llm is None or not llm_type_problems(llm, t.name, catalog, compat))
     ]
     found.sort(key=lambda t: t.accelerator != reference)
     return [t.name for t in found]
