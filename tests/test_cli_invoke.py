@@ -151,4 +151,4 @@ def test_fails_when_access_is_denied(monkeypatch: pytest.MonkeyPatch, request_fi
 def test_fails_when_no_region_is_known(request_file: Path) -> None:
     result = runner.invoke(app, ["invoke", "--endpoint", "demo", "--input", str(request_file)])
     assert result.exit_code == 2
-    assert "no AWS region. Fix: pass --region or set AWS_REGION" in result.output
+    assert "no AWS region. Fix: pass --region or set AWS_DEFAULT_REGION" in result.output

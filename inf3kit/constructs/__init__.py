@@ -27,6 +27,7 @@ from inf3kit.constructs.fleet_metrics import (  # noqa: E402
     FleetBase,
 )
 from inf3kit.constructs.hardware_checks import PROVISIONAL_WARNING_ID  # noqa: E402
+from inf3kit.constructs.llm_endpoint import LlmEndpoint  # noqa: E402
 from inf3kit.constructs.llm_fleet import LlmFleet  # noqa: E402
 from inf3kit.constructs.llm_servers import (  # noqa: E402
     LLM_METRIC_NAMESPACE,
@@ -61,6 +62,7 @@ __all__ = [
     "EndpointScaling",
     "FixedImage",
     "FleetBase",
+    "LlmEndpoint",
     "LlmFleet",
     "MetricOptions",
     "ModelArtifacts",

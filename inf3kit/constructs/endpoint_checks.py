@@ -35,15 +35,21 @@ MIN_TIMEOUT_SECONDS = 60
 
 
 def instance_problems(
-    instance_type: str, catalog: Catalog, compat: Compatibility, image: EndpointImage
+    instance_type: str, catalog: Catalog, compat: Compatibility, image: EndpointImage | None
 ) -> list[str]:
-    """The type is a Neuron SageMaker type, the image exists and supports its family."""
+    """The type is a Neuron SageMaker type, the image (when given) exists and supports its
+    family."""
     problems = [
         f"instance_type: {p}"
         for p in check_instance_type(instance_type, platform="sagemaker", catalog=catalog)
     ]
-    problems += image.problems(compat)
-    if not problems and image.catalog_name and not Token.is_unresolved(instance_type):
+    problems += image.problems(compat) if image is not None else []
+    if (
+        not problems
+        and image is not None
+        and image.catalog_name
+        and not Token.is_unresolved(instance_type)
+    ):
         try:
             compat.check_image(image.catalog_name, instance_type)
         except ValueError as exc:

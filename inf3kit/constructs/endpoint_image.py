@@ -1,9 +1,10 @@
-"""EndpointImage: which container a NeuronEndpoint serves with, and how its role may pull it.
+"""EndpointImage: which container an endpoint serves with, and how its role may pull it.
 
-Four sources: inf3kit's runtime built on the Neuron DLC (the default), an AWS deep learning
-container by its compatibility-matrix name, an explicit ECR image URI, or a Docker image asset
-the caller built. Each knows its catalog name (for the image/instance compatibility check), its
-network-isolation default, and the narrowest ECR pull grant for its repository.
+Five sources: inf3kit's runtime built on the Neuron DLC (the default), an AWS deep learning
+container by its compatibility-matrix name or by repository and tag (an LLM engine's image), an
+explicit ECR image URI, or a Docker image asset the caller built. Each knows its catalog name
+(for the image/instance compatibility check), its network-isolation default, and the narrowest
+ECR pull grant for its repository.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ _PULL_ACTIONS = [
     "ecr:BatchGetImage",
     "ecr:GetDownloadUrlForLayer",
 ]
-Kind = Literal["runtime", "dlc", "uri", "asset"]
+Kind = Literal["runtime", "dlc", "dlc_tag", "uri", "asset"]
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,12 @@ class EndpointImage:
     def dlc(name: str) -> EndpointImage:
         """An AWS deep learning container by its compatibility-matrix name, e.g. 'djl-neuronx'."""
         return EndpointImage("dlc", name)
+
+    @staticmethod
+    def dlc_tag(repository: str, tag: str) -> EndpointImage:
+        """An AWS deep learning container by repository and tag, e.g. an LLM engine's image from
+        the matrix's `engines:` section, in the DLC account of the stack's region."""
+        return EndpointImage("dlc_tag", f"{repository}:{tag}")
 
     @staticmethod
     def from_uri(uri: str, *, network_isolation: bool = True) -> EndpointImage:
@@ -162,19 +169,21 @@ class EndpointImage:
         if self.kind == "asset":
             assert self.asset is not None
             return _bind_asset(self.asset, grantee)
-        if self.kind == "dlc":
-            entry = compat.data.images[self.name]
+        if self.kind in ("dlc", "dlc_tag"):
+            if self.kind == "dlc":
+                entry = compat.data.images[self.name]
+                repository, tag = str(entry.repository), str(entry.tag)
+            else:
+                repository, _, tag = self.name.partition(":")
             account = stack.regional_fact(FactName.DLC_REPOSITORY_ACCOUNT)
             repo_arn = stack.format_arn(
                 service="ecr",
                 account=account,
                 resource="repository",
-                resource_name=str(entry.repository),
+                resource_name=repository,
             )
             _grant_pull(grantee, repo_arn)
-            return (
-                f"{account}.dkr.ecr.{stack.region}.{Aws.URL_SUFFIX}/{entry.repository}:{entry.tag}"
-            )
+            return f"{account}.dkr.ecr.{stack.region}.{Aws.URL_SUFFIX}/{repository}:{tag}"
         match = _ECR_URI.match(_with_placeholders(self.name))
         if not match:
             return self.name

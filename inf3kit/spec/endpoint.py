@@ -61,6 +61,10 @@ class ScaleDownSchedule(StrictModel):
 
 class EndpointScaling(StrictModel):
     invocations_per_instance: int = Field(500, ge=1, le=1_000_000)
+    """The runtime's target (invocations per instance per minute); not read for an LLM."""
+    concurrent_requests_per_model: int | None = Field(None, ge=1, le=10_000)
+    """An LLM endpoint's target: requests in flight per instance (SageMaker's
+    ConcurrentRequestsPerModel). None: three quarters of `llm.max_num_seqs`."""
     scale_in_cooldown_seconds: int = Field(300, ge=0, le=3600)
     scale_out_cooldown_seconds: int = Field(60, ge=0, le=3600)
     schedule: ScaleDownSchedule | None = None
@@ -93,8 +97,10 @@ class EndpointSpec(StrictModel):
     instances: EndpointInstances = EndpointInstances()
     scaling: EndpointScaling = EndpointScaling()
     rollout: Rollout = Rollout()
-    startup_timeout_seconds: int = Field(900, ge=60, le=3600)
-    download_timeout_seconds: int = Field(900, ge=60, le=3600)
+    startup_timeout_seconds: int | None = Field(None, ge=60, le=3600)
+    """None: 900 for the runtime; sized from the model for an LLM (docs/llm.md)."""
+    download_timeout_seconds: int | None = Field(None, ge=60, le=3600)
+    """None: 900 for the runtime; sized from the model for an LLM."""
     volume_size_gb: int | None = Field(None, ge=1, le=512)
     data_capture: DataCapture | None = None
 

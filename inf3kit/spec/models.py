@@ -122,6 +122,31 @@ class Spec(StrictModel):
             raise ValueError(problem)
         return value
 
+    @field_validator("endpoint")
+    @classmethod
+    def _scaling_follows_the_engine(
+        cls, value: EndpointSpec | None, info: ValidationInfo
+    ) -> EndpointSpec | None:
+        """An LLM scales on requests in flight, the runtime on invocations: refuse the other's
+        target rather than ignore it."""
+        model = info.data.get("model")
+        if value is None or model is None:
+            return value
+        scaling = value.scaling
+        if model.is_llm and "invocations_per_instance" in scaling.model_fields_set:
+            raise ValueError(
+                "scaling.invocations_per_instance is not read for an LLM (model.engine vllm): "
+                "one long generation weighs as much as many short requests, so LLM endpoints "
+                "scale on requests in flight. Fix: use scaling.concurrent_requests_per_model "
+                "(default: three quarters of llm.max_num_seqs)"
+            )
+        if not model.is_llm and scaling.concurrent_requests_per_model is not None:
+            raise ValueError(
+                "scaling.concurrent_requests_per_model is only read for an LLM (model.engine "
+                "vllm). Fix: use scaling.invocations_per_instance for the runtime"
+            )
+        return value
+
     @field_validator("delivery")
     @classmethod
     def _delivery(cls, value: DeliverySpec | None, info: ValidationInfo) -> DeliverySpec | None:
@@ -149,7 +174,10 @@ class Spec(StrictModel):
 
     @model_validator(mode="after")
     def _latency_alarms_below_the_deadline(self) -> Spec:
-        """At the request deadline the runtime answers 504, so an alarm there never fires."""
+        """At the request deadline the runtime answers 504, so an alarm there never fires.
+        (An LLM has no such deadline: vLLM streams until the generation ends.)"""
+        if self.model.is_llm:
+            return self
         deadline = self.serving.request_timeout_ms
         thresholds = {
             "endpoint.rollout.latency_alarm_ms": self.endpoint.rollout.latency_alarm_ms

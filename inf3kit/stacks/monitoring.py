@@ -6,7 +6,8 @@ from typing import TYPE_CHECKING
 
 from aws_cdk import CfnOutput, Duration
 
-from inf3kit.constructs.neuron_endpoint import NeuronEndpoint
+from inf3kit.constructs.llm_endpoint import DEFAULT_LATENCY_THRESHOLD as LLM_LATENCY
+from inf3kit.constructs.monitored import MonitoredEndpoint
 from inf3kit.constructs.neuron_fleet import NeuronFleet
 from inf3kit.constructs.service_monitoring import ServiceMonitoring
 from inf3kit.spec.monitoring import MonitoringSpec
@@ -21,13 +22,14 @@ UNHEALTHY_MARGIN_MINUTES = 5
 def add_monitoring(
     stack: ServiceStack,
     monitoring: MonitoringSpec,
-    endpoint: NeuronEndpoint | None,
+    endpoint: MonitoredEndpoint | None,
     fleet: NeuronFleet | None,
 ) -> ServiceMonitoring | None:
     """The dashboard and alarms of the service, and the dashboard name as an output.
 
     The latency alarm keeps the construct's default (1 s) unless the spec sets one: a
     threshold at the request deadline could never fire, since the runtime answers 504 there.
+    An LLM's latency is a whole generation, so its default is the LLM endpoint's (3 minutes).
     """
     if endpoint is None and fleet is None:
         return None
@@ -41,9 +43,9 @@ def add_monitoring(
         endpoint=endpoint,
         fleet=fleet,
         alarm_email=monitoring.alarm_email,
-        latency_p99_threshold=None
-        if monitoring.latency_p99_ms is None
-        else Duration.millis(monitoring.latency_p99_ms),
+        latency_p99_threshold=Duration.millis(monitoring.latency_p99_ms)
+        if monitoring.latency_p99_ms is not None
+        else (LLM_LATENCY if spec.model.is_llm else None),
         error_rate_percent=monitoring.error_rate_percent,
         unhealthy_hosts_grace=None if unhealthy is None else Duration.minutes(unhealthy),
         dashboard=monitoring.dashboard,

@@ -7,6 +7,7 @@ from aws_cdk import aws_ec2 as ec2
 from constructs import Construct
 
 from inf3kit.constructs import (
+    LlmEndpoint,
     ModelArtifacts,
     ModelBundle,
     NeuronEndpoint,
@@ -16,6 +17,7 @@ from inf3kit.constructs import (
 from inf3kit.spec import LoadedSpec
 from inf3kit.stacks.endpoint import add_endpoint
 from inf3kit.stacks.fleet import add_fleet
+from inf3kit.stacks.llm_endpoint import add_llm_endpoint
 from inf3kit.stacks.monitoring import add_monitoring
 
 
@@ -70,9 +72,13 @@ class ServiceStack(Stack):
         if self.bundle is not None:
             CfnOutput(self, "ModelDataUrl", value=self.bundle.s3_url)
 
-        self.endpoint: NeuronEndpoint | None = (
-            add_endpoint(self, spec.endpoint) if spec.endpoint is not None else None
-        )
+        self.endpoint: NeuronEndpoint | LlmEndpoint | None = None
+        if spec.endpoint is not None:
+            self.endpoint = (
+                add_llm_endpoint(self, spec.endpoint)
+                if spec.model.is_llm
+                else add_endpoint(self, spec.endpoint)
+            )
         self.endpoint_name: CfnOutput | None = (
             CfnOutput(
                 self,
