@@ -130,8 +130,11 @@ def choose_tensor_parallel(
     max_groups_per_instance: int | None = None,
 ) -> int | None:
     """What `tensor_parallel: auto` resolves to: the smallest degree valid on every one of
-    `instance_types` at which the model fits each of them (and which leaves at most
-    `max_groups_per_instance` groups on each, when given), or None when there is none.
+    `instance_types` at which the model fits each of them, or None when there is none.
+
+    `max_groups_per_instance` (a fleet's servers per instance): the degree must also leave the
+    same number of groups on every type, at most this many, since every instance serves on the
+    same ports behind the load balancer.
 
     `settings.tensor_parallel` is not read. One degree for all the types, because a fleet's
     instances share one launch template and one compiled model. The smallest degree leaves the
@@ -154,7 +157,10 @@ def _choose(
             d
             for d in sorted(common)
             if all(fits(arch, settings, c, d) for c in every)
-            and (max_groups is None or all(c.count // d <= max_groups for c in every))
+            and (
+                max_groups is None
+                or (len({c.count // d for c in every}) == 1 and every[0].count // d <= max_groups)
+            )
         ),
         None,
     )

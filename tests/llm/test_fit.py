@@ -199,3 +199,22 @@ def test_a_limit_on_groups_per_instance_raises_the_degree() -> None:
         LLAMA_70B, SETTINGS, "trn2.48xlarge", catalog=CATALOG, max_groups_per_instance=5
     )
     assert limited == 16
+
+
+def test_a_fleet_degree_leaves_the_same_number_of_groups_on_every_type() -> None:
+    """A 1B model fits 1 core anywhere. inf2.48xlarge (24 cores) and trn1.32xlarge (32) share
+    the degrees 1, 2, 4 and 8, which leave 24/32, 12/16, 6/8 and 3/4 groups: never equal."""
+    small = ModelArchitecture(
+        hidden_size=2048,
+        num_hidden_layers=16,
+        num_attention_heads=32,
+        num_key_value_heads=8,
+        intermediate_size=8192,
+        vocab_size=128256,
+    )
+    types = ["inf2.48xlarge", "trn1.32xlarge"]
+    assert choose_tensor_parallel(small, SETTINGS, types, catalog=CATALOG) == 1
+    assert (
+        choose_tensor_parallel(small, SETTINGS, types, catalog=CATALOG, max_groups_per_instance=5)
+        is None
+    )

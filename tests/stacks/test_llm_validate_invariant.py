@@ -1,0 +1,90 @@
+"""The invariant between `inf3kit validate` and the LLM fleet construct: every LLM fleet spec
+that validates gives props (`LoadedSpec.llm_service`) that LlmFleet accepts.
+
+Specs are generated around the fit check's and the layout's limits (model sizes from 1B to 70B,
+lengths, sequences, quantization, fixed or `auto` degrees, one or two instance types); a refusal
+by the construct is a validate bug. Until the spec's stacks build LLM fleets themselves, this
+checks the props the stacks will pass.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aws_cdk as cdk
+import yaml
+from aws_cdk import aws_ec2 as ec2
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from inf3kit.constructs import LlmFleet
+from inf3kit.spec import SpecError, parse_spec
+
+SHAPES = [
+    # Llama 3.2 1B-like, Llama 3.1 8B, Qwen2.5 14B (40 heads), Llama 3.1 70B
+    {"hidden_size": 2048, "num_hidden_layers": 16, "num_attention_heads": 32,
+     "num_key_value_heads": 8, "intermediate_size": 8192, "vocab_size": 128256},
+    {"hidden_size": 4096, "num_hidden_layers": 32, "num_attention_heads": 32,
+     "num_key_value_heads": 8, "intermediate_size": 14336, "vocab_size": 128256},
+    {"hidden_size": 5120, "num_hidden_layers": 48, "num_attention_heads": 40,
+     "num_key_value_heads": 8, "intermediate_size": 13824, "vocab_size": 152064},
+    {"hidden_size": 8192, "num_hidden_layers": 80, "num_attention_heads": 64,
+     "num_key_value_heads": 8, "intermediate_size": 28672, "vocab_size": 128256},
+]  # fmt: skip
+FLEET_TYPES = ["inf2.xlarge", "inf2.24xlarge", "inf2.48xlarge", "trn1.2xlarge",
+               "trn1.32xlarge", "trn2.48xlarge", "trn3.48xlarge"]  # fmt: skip
+
+llm_sections = st.fixed_dictionaries(
+    {
+        "max_model_len": st.sampled_from([1024, 4096, 8192, 32768]),
+        "max_num_seqs": st.sampled_from([1, 4, 8, 32]),
+        "architecture": st.sampled_from(SHAPES),
+    },
+    optional={
+        "tensor_parallel": st.sampled_from(["auto", 1, 2, 4, 8, 16, 32]),
+        "dtype": st.sampled_from(["bfloat16", "float16"]),
+        "quantization": st.sampled_from(["int8", "fp8"]),
+    },
+)
+specs = st.fixed_dictionaries(
+    {
+        "name": st.just("inv"),
+        "model": st.just({"engine": "vllm", "weights": {"s3": "s3://models-bucket/m/"}}),
+        "llm": llm_sections,
+        "fleet": st.fixed_dictionaries(
+            {"instance_types": st.lists(st.sampled_from(FLEET_TYPES), min_size=1, max_size=2)}
+        ),
+    }
+)
+
+
+@settings(
+    max_examples=15,  # valid specs only (assume): each builds an LLM fleet, under a second
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
+@given(specs)
+def test_every_llm_fleet_spec_that_validates_gives_props_the_construct_accepts(
+    data: dict[str, Any],
+) -> None:
+    try:
+        loaded = parse_spec(yaml.safe_dump(data))
+    except SpecError:
+        loaded = None
+    assume(loaded is not None)  # validate refused it: nothing to build, draw another
+    assert loaded is not None and loaded.spec.fleet is not None
+    types = list(loaded.spec.fleet.instance_types)
+    architecture, weights, llm_settings = loaded.llm_service(*types)
+    stack = cdk.Stack(cdk.App(), "Inv")
+    LlmFleet(  # a construct refusal raises ValueError here
+        stack,
+        "Fleet",
+        vpc=ec2.Vpc(stack, "Vpc", max_azs=2),
+        instance_types=types,
+        weights=weights,
+        settings=llm_settings,
+        architecture=architecture,
+        runtime_wheel="index",  # no wheel build: the checks are the same
+        catalog=loaded.catalog,
+        compatibility=loaded.compatibility,
+    )
