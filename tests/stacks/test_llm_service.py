@@ -1,13 +1,15 @@
 """An LLM spec (`model.engine: vllm`) through the service stack: no model bundle, no crash.
 
-Until the LLM endpoint and fleet constructs land, synthesis of an LLM spec stops with a clean
-refusal (what `inf3kit synth` prints), never an AttributeError on the missing bundle.
+The endpoint builds an LlmEndpoint (tests/stacks/test_llm_endpoint_stack.py); until the LLM
+fleet glue lands, a fleet stops with a clean refusal (what `inf3kit synth` prints), never an
+AttributeError on the missing bundle.
 """
 
 from __future__ import annotations
 
 import aws_cdk as cdk
 import pytest
+from aws_cdk.assertions import Template
 
 from inf3kit.spec import parse_spec
 from inf3kit.stacks import add_service
@@ -25,14 +27,16 @@ llm:
 """
 
 
-@pytest.mark.parametrize(
-    ("section", "name"),
-    [
-        ("endpoint: {instance_type: ml.inf2.xlarge}", "endpoint"),
-        ("fleet: {instance_types: [inf2.xlarge]}", "fleet"),
-    ],
-)
-def test_an_llm_spec_builds_no_bundle_and_refuses_cleanly(section: str, name: str) -> None:
-    loaded = parse_spec(LLM + section + "\n")
-    with pytest.raises(ValueError, match=rf"^{name}: model\.engine vllm \(an LLM service\)"):
+def test_an_llm_endpoint_stack_has_no_bundle_and_no_model_data_output() -> None:
+    (stack,) = add_service(
+        cdk.App(), parse_spec(LLM + "endpoint: {instance_type: ml.inf2.xlarge}\n")
+    )
+    assert stack.bundle is None  # type: ignore[attr-defined]
+    outputs = Template.from_stack(stack).to_json()["Outputs"]
+    assert "ModelDataUrl" not in outputs and "EndpointName" in outputs
+
+
+def test_an_llm_fleet_refuses_cleanly_until_its_glue_lands() -> None:
+    loaded = parse_spec(LLM + "fleet: {instance_types: [inf2.xlarge]}\n")
+    with pytest.raises(ValueError, match=r"^fleet: model\.engine vllm \(an LLM service\)"):
         add_service(cdk.App(), loaded)
