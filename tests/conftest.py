@@ -17,12 +17,7 @@ if TYPE_CHECKING:
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO_ARCHIVE = REPO / "build" / "demo" / "model.tar.gz"
-NOT_YET_SYNTHESIZED = {"llm-fleet"}
-"""LLM examples (issue 13): validated by tests/spec, but their stacks need the LLM endpoint and
-fleet constructs; whoever lands a construct removes its example from here."""
-EXAMPLES = [
-    p for p in sorted((REPO / "examples").glob("*.yaml")) if p.stem not in NOT_YET_SYNTHESIZED
-]
+EXAMPLES = sorted((REPO / "examples").glob("*.yaml"))
 
 
 @pytest.fixture(scope="session")

@@ -6,6 +6,7 @@ a Neuron host to pre-compile a model for a fleet or an endpoint.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -83,3 +84,74 @@ def metrics(
         f"{stats.published} period(s) published, {stats.dropped} dropped",
         highlight=False,
     )
+
+
+@llm_app.command("compile")
+def compile_llm(
+    model: Annotated[
+        str, typer.Option(help="a local model folder, or a Hugging Face id with --revision")
+    ],
+    tensor_parallel: Annotated[int, typer.Option(help="NeuronCores per server, as served")],
+    max_model_len: Annotated[int, typer.Option(help="as served (llm.max_model_len)")],
+    max_num_seqs: Annotated[int, typer.Option(help="as served (llm.max_num_seqs)")],
+    output: Annotated[str, typer.Option(help="s3://BUCKET/PREFIX/ for the artefacts")],
+    revision: Annotated[str | None, typer.Option(help="the Hugging Face commit")] = None,
+    dtype: Annotated[str, typer.Option(help="bfloat16 or float16, as served")] = "bfloat16",
+    vllm_environment: Annotated[
+        str, typer.Option(help="the vLLM virtual environment (a path or a glob)")
+    ] = "/opt/aws_neuronx_venv_pytorch_inference_vllm_*",
+    work_dir: Annotated[
+        Path, typer.Option(help="where the artefacts are built before the upload")
+    ] = Path("/opt/inf3kit/llm/compile"),
+    region: Annotated[str | None, typer.Option(help="AWS region of the bucket")] = None,
+) -> None:
+    """Pre-compile a model for vLLM on Neuron (on a Neuron host) and upload the artefacts.
+
+    Give the upload's prefix as `model.weights.compiled` (or `LlmWeights.compiled_prefix`):
+    fleets and endpoints then load the compiled model instead of compiling at startup.
+    """
+    import boto3
+
+    from inf3kit.runtime.llm_compile import CompileError, CompileRequest, compile_and_upload
+
+    request = CompileRequest(
+        model=model,
+        tensor_parallel=tensor_parallel,
+        max_model_len=max_model_len,
+        max_num_seqs=max_num_seqs,
+        output=output,
+        dtype=dtype,
+        revision=revision,
+    )
+    try:
+        count = compile_and_upload(
+            request,
+            work_dir=work_dir,
+            s3_client=boto3.client("s3", region_name=region),
+            vllm_environment=vllm_environment,
+        )
+    except CompileError as exc:
+        print_error("llm compile failed", exc)
+        raise typer.Exit(1) from None
+    console.print(f"[green]ok[/] {count} file(s) uploaded to {output}", highlight=False)
+
+
+@llm_app.command("check-compiled")
+def check_compiled(
+    artefacts: Annotated[Path, typer.Argument(help="the downloaded artefacts folder")],
+    tensor_parallel: Annotated[int, typer.Option()],
+    max_model_len: Annotated[int, typer.Option()],
+    max_num_seqs: Annotated[int, typer.Option()],
+    dtype: Annotated[str, typer.Option()] = "bfloat16",
+) -> None:
+    """Refuse compiled artefacts made for other settings than the servers use (the fleet's
+    boot runs this before it starts a server)."""
+    from inf3kit.runtime.llm_compile import engine_settings, manifest_problems
+
+    problems = manifest_problems(
+        artefacts, engine_settings(tensor_parallel, max_model_len, max_num_seqs, dtype)
+    )
+    if problems:
+        print_error("compiled artefacts do not match", "; ".join(problems))
+        raise typer.Exit(1)
+    console.print(f"[green]ok[/] {artefacts} matches", highlight=False)

@@ -17,8 +17,6 @@ from inf3kit.constructs.nag import skip_checkov
 
 READINESS_PATH = "/v2/health/ready"
 LOG_PREFIX = "fleet-alb"
-MAX_TARGET_GROUPS = 5
-"""Target groups one ALB forward action may spread over (ELB quotas, "Target groups per action")."""
 
 
 class FleetLoadBalancer(Construct):
@@ -51,7 +49,7 @@ class FleetLoadBalancer(Construct):
         least_outstanding_requests: bool = False,
     ) -> None:
         """:param servers: servers per instance, on ports `port`..`port + servers - 1`; at most
-            MAX_TARGET_GROUPS (an ALB forward action takes at most 5 target groups).
+            5 (an ALB forward action takes at most 5 target groups).
         :param idle_timeout: the load balancer's idle timeout. Default: ELB's, 60 seconds.
         :param least_outstanding_requests: route to the target with the fewest requests in
             flight instead of round robin (long, uneven requests such as LLM generations).

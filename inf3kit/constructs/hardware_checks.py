@@ -36,21 +36,35 @@ def warn_if_provisional(scope: IConstruct, itype: InstanceType) -> None:
         )
 
 
+LINT_UNLISTED = frozenset({"trn2.48xlarge"})
+"""Generally available types cfn-lint's EC2 instance-type list (cfn-lint 1.x, us-east-1) does
+not have yet; tests/constructs/test_shared.py checks this set against cfn-lint's own data."""
+
+
 def waive_unlisted_types(
     resource: CfnResource, types: Sequence[str], catalog: Catalog, rule: str
 ) -> bool:
-    """Waive cfn-lint's instance-type enum `rule` on `resource` where a type is provisional.
+    """Waive cfn-lint's instance-type enum `rule` on `resource` where a type is provisional or
+    missing from its list.
 
     cfn-lint lists published types only (E3030 for `ml.` types, E3628 for EC2 ones), so a
-    provisional type, which the catalog validated instead, is unknown to it by definition.
-    Returns whether it waived anything.
+    provisional type, which the catalog validated instead, is unknown to it by definition, and
+    its list trails AWS's (LINT_UNLISTED). Returns whether it waived anything.
     """
-    provisional = [t for t in types if not Token.is_unresolved(t) and catalog.get(t).provisional]
+    known = [t for t in types if not Token.is_unresolved(t)]
+    provisional = [t for t in known if catalog.get(t).provisional]
+    unlisted = [t for t in known if t in LINT_UNLISTED]
+    reasons = []
     if provisional:
-        waive_cfn_lint(
-            resource,
-            rule,
+        reasons.append(
             f"{', '.join(provisional)}: cfn-lint's instance type list only has published "
-            "types; provisional ones (no AWS specification yet) are unknown to it",
+            "types; provisional ones (no AWS specification yet) are unknown to it"
         )
-    return bool(provisional)
+    if unlisted:
+        reasons.append(
+            f"{', '.join(unlisted)}: generally available, but not yet in cfn-lint's instance "
+            "type list"
+        )
+    if reasons:
+        waive_cfn_lint(resource, rule, "; ".join(reasons))
+    return bool(reasons)

@@ -19,7 +19,7 @@ from aws_cdk import Aws
 
 from inf3kit.constructs.llm_servers import COMPILED_DIR, MODEL_DIR, Server
 from inf3kit.constructs.runtime_install import INSTALL_DIR
-from inf3kit.llm import LlmWeights
+from inf3kit.llm import LlmSettings, LlmWeights
 
 UNIT_DIR = "/etc/systemd/system"
 ENV_DIR = "/etc/inf3kit"
@@ -43,6 +43,7 @@ class BootPlan:
 
     servers: Sequence[Server]
     weights: LlmWeights
+    settings: LlmSettings
     vllm_environment: str
     vllm_arguments: Sequence[str]
     """`vllm serve ...` arguments with `${INF3KIT_VLLM_PORT}` for the port."""
@@ -60,6 +61,7 @@ def boot_commands(plan: BootPlan) -> list[str]:
         f'fail() {{ logger -s -t inf3kit "$1"; {plan.signal_failure} || true; exit 1; }}',
         *_find_vllm(plan.vllm_environment),
         *_weights(plan.weights, region),
+        *_check_compiled(plan),
         *_units(plan),
         *_start_and_wait(plan),
         f"systemctl start {METRICS_UNIT}.service",
@@ -115,6 +117,23 @@ def _weights(weights: LlmWeights, region: str) -> list[str]:
             f"aws s3 sync {shlex.quote(weights.compiled_prefix)} {COMPILED_DIR} {sync}",
         ]
     return lines
+
+
+def _check_compiled(plan: BootPlan) -> list[str]:
+    """Artefacts compiled for another degree or shape would load without a recompile (NxD
+    Inference ignores the difference) and misbehave: refuse them before any server starts."""
+    if plan.weights.compiled_prefix is None:
+        return []
+    settings = plan.settings
+    check = [
+        f"{INSTALL_DIR}/venv/bin/inf3kit",
+        *("llm", "check-compiled", COMPILED_DIR),
+        *("--tensor-parallel", str(settings.tensor_parallel)),
+        *("--max-model-len", str(settings.max_model_len)),
+        *("--max-num-seqs", str(settings.max_num_seqs)),
+        *("--dtype", settings.dtype),
+    ]
+    return [f'checked=$({" ".join(check)} 2>&1) || fail "{plan.weights.compiled_prefix}: $checked"']
 
 
 def _server_unit(plan: BootPlan) -> str:

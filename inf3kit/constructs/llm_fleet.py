@@ -30,7 +30,7 @@ from inf3kit.constructs.fleet_group import (
     warn_about_capacity,
 )
 from inf3kit.constructs.fleet_lifecycle import add_drain_hook
-from inf3kit.constructs.fleet_load_balancer import MAX_TARGET_GROUPS, FleetLoadBalancer
+from inf3kit.constructs.fleet_load_balancer import FleetLoadBalancer
 from inf3kit.constructs.fleet_metrics import FleetBase, metric_defaults
 from inf3kit.constructs.fleet_user_data import (
     failure_trap,
@@ -59,9 +59,14 @@ from inf3kit.constructs.runtime_wheel import IndexInstall, resolve_runtime_wheel
 from inf3kit.constructs.validation import raise_if_problems
 from inf3kit.llm import LlmSettings, LlmWeights, ModelArchitecture
 from inf3kit.llm.fit import engine_cores, fit_problems
-from inf3kit.rules import split_s3_uri
+from inf3kit.rules import llm_server_layout_problems, split_s3_uri
 from inf3kit.rules.weights import llm_weights_problems
 
+DEFAULT_DRAIN_SECONDS = 120
+"""An LLM fleet's drain: generations run far longer than a runtime request."""
+DEFAULT_STARTUP_MINUTES = 60
+"""Boot, weights download, load and (without compiled artefacts) compile: the most a rolling
+update may pause."""
 MANAGED_VARIABLES = frozenset(
     {"NEURON_RT_VISIBLE_CORES", "INF3KIT_VLLM_PORT", "BASE_COMPILE_WORK_DIR", "HF_TOKEN"}
 )
@@ -161,8 +166,8 @@ class LlmFleet(FleetBase):
         super().__init__(scope, id)
         catalog = catalog or load_catalog()
         compatibility = compatibility or load_compatibility()
-        drain = drain or Duration.seconds(120)
-        startup_timeout = startup_timeout or Duration.minutes(60)
+        drain = drain or Duration.seconds(DEFAULT_DRAIN_SECONDS)
+        startup_timeout = startup_timeout or Duration.minutes(DEFAULT_STARTUP_MINUTES)
         extra_environment = dict(extra_environment or {})
         problems = _validate(
             instance_types=instance_types,
@@ -421,6 +426,7 @@ class LlmFleet(FleetBase):
         plan = BootPlan(
             servers=self.servers,
             weights=self.weights,
+            settings=self.settings,
             vllm_environment=vllm_environment,
             vllm_arguments=vllm_arguments(
                 self.settings,
@@ -512,42 +518,23 @@ def _layout_problems(
     port: int,
     catalog: Catalog,
 ) -> list[str]:
-    """The degree tiles every type into the same number of servers, within ALB and port
-    limits, and (given the architecture) the model fits each type's group."""
-    problems: list[str] = []
-    counts: dict[str, int] = {}
-    for name in instance_types:
-        if Token.is_unresolved(name):
-            continue
-        cores = engine_cores(catalog.get(name)).count
-        if cores % settings.tensor_parallel:
-            problems.append(
-                f"settings.tensor_parallel {settings.tensor_parallel} does not divide the "
-                f"{cores} NeuronCores of {name}, so servers cannot tile it. Fix: use a divisor "
-                f"of {cores}"
-            )
-            continue
-        counts[name] = cores // settings.tensor_parallel
-        if architecture is not None:
+    """The degree tiles every type into the same number of servers within the load balancer's
+    limit (the rule `inf3kit validate` applies too), the ports fit, and (given the
+    architecture) the model fits each type's group."""
+    cores = {
+        n: engine_cores(catalog.get(n)).count for n in instance_types if not Token.is_unresolved(n)
+    }
+    problems = [
+        f"settings.{p}" if p.startswith("tensor_parallel") else f"instance_types: {p}"
+        for p in llm_server_layout_problems(cores, settings.tensor_parallel)
+    ]
+    if architecture is not None:
+        for name in cores:
             problems += [
                 f"instance_types: {p}"
                 for p in fit_problems(architecture, settings, name, catalog=catalog)
             ]
-    if len(set(counts.values())) > 1:
-        listed = ", ".join(f"{n}: {c}" for n, c in counts.items())
-        problems.append(
-            f"instance_types run different numbers of vLLM servers at tensor_parallel "
-            f"{settings.tensor_parallel} ({listed}); every instance must answer on every "
-            "server port the load balancer checks. Fix: list types with the same NeuronCore "
-            "count"
-        )
-    most = max(counts.values(), default=1)
-    if most > MAX_TARGET_GROUPS:
-        problems.append(
-            f"settings.tensor_parallel {settings.tensor_parallel} makes {most} vLLM servers per "
-            f"instance; the load balancer spreads over at most {MAX_TARGET_GROUPS} (one target "
-            "group per server). Fix: a larger tensor_parallel, or a smaller instance size"
-        )
+    most = max((n // settings.tensor_parallel for n in cores.values()), default=1)
     if port + most - 1 > 65535:
         problems.append(
             f"port {port} leaves no room for {most} servers on consecutive ports. Fix: e.g. 8000"

@@ -22,8 +22,10 @@ what inf3kit deploys to AWS.
    table after its subnet associations; the handler does the same.
 6. moto serves some public SSM parameters (Amazon Linux AMIs) but not the Neuron DLAMI ones
    (`/aws/service/neuron/dlami/...`) that fleets read their AMI from, so a fleet template
-   cannot resolve its image. The catalog's DLAMI parameters are served, each naming an AMI
-   moto already has; no instance boots in the emulator, so which image it is does not matter.
+   cannot resolve its image. The catalog's DLAMI parameters (and any other DLAMI `image_id`
+   parameter asked for, such as the multi-framework DLAMI of an LLM fleet) are served, each
+   naming an AMI moto already has; no instance boots in the emulator, so which image it is
+   does not matter.
 7. moto's ELBv2 answers `Fn::GetAtt` for a load balancer's DNS name only: `LoadBalancerFullName`
    and `SecurityGroups` raise, and a target group answers nothing, so any alarm or dashboard on
    them (CloudWatch dimensions use the full names) breaks the stack's outputs. The attributes
@@ -42,6 +44,10 @@ what inf3kit deploys to AWS.
    updates every resource that references it (`Ref`, `Fn::GetAtt`, `Fn::Sub`), so the endpoint
    config moves to the new model; moto left it pointing at the deleted one. Those dependents
    are updated too, after what they reference.
+11. moto's CloudFormation reads a listener's forward action only as one `TargetGroupArn` and
+   fails on `ForwardConfig` (a forward to several weighted target groups, as an LLM fleet's
+   listener spreads requests over one target group per vLLM server), though its API takes
+   both. The CloudFormation path passes `ForwardConfig` through as the API does.
 """
 
 from __future__ import annotations
@@ -253,10 +259,17 @@ def serve_neuron_dlami_parameters() -> None:
 
     def check_loading_status(self: Any, key: str) -> None:
         original(self, key)
-        if not str(key or "").startswith("/aws/service/neuron/") or self.get(names[0]):
+        key = str(key or "")
+        if not key.startswith("/aws/service/neuron/"):
+            return
+        # The catalog's parameters, and any other DLAMI image id asked for (an LLM fleet reads
+        # the multi-framework DLAMI's).
+        wanted = [*names, key] if key.endswith("/image_id") else names
+        missing = [n for n in dict.fromkeys(wanted) if not self.get(n)]
+        if not missing:
             return
         images = ec2_backends[self.account_id][self.region_name].describe_images()
-        for name in names:
+        for name in missing:
             defaultdict.__getitem__(self, name).append(
                 Parameter(  # type: ignore[abstract]
                     account_id=self.account_id,
@@ -313,6 +326,31 @@ def elbv2_attributes() -> None:
     )
 
 
+def listener_forward_config() -> None:
+    from moto.elbv2.models import ELBv2Backend
+
+    original: Any = ELBv2Backend.convert_and_validate_properties
+
+    def convert(self: Any, properties: dict[str, Any]) -> list[dict[str, Any]]:
+        actions = properties["DefaultActions"]
+        weighted = {
+            i: a
+            for i, a in enumerate(actions)
+            if a.get("Type") == "forward" and "TargetGroupArn" not in a and "ForwardConfig" in a
+        }
+        rest = original(
+            self,
+            {
+                **properties,
+                "DefaultActions": [a for i, a in enumerate(actions) if i not in weighted],
+            },
+        )
+        converted = iter(rest)
+        return [weighted[i] if i in weighted else next(converted) for i in range(len(actions))]
+
+    ELBv2Backend.convert_and_validate_properties = convert  # type: ignore[method-assign]
+
+
 def apply_all() -> None:
     accept_catalog_neuron_types()
     kms_keys_from_cloudformation()
@@ -324,3 +362,4 @@ def apply_all() -> None:
     route_tables_deletable()
     serve_neuron_dlami_parameters()
     elbv2_attributes()
+    listener_forward_config()

@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING
 from aws_cdk import CfnOutput, Duration
 
 from inf3kit.constructs.llm_endpoint import DEFAULT_LATENCY_THRESHOLD as LLM_LATENCY
-from inf3kit.constructs.monitored import MonitoredEndpoint
-from inf3kit.constructs.neuron_fleet import NeuronFleet
+from inf3kit.constructs.llm_fleet import DEFAULT_STARTUP_MINUTES as LLM_STARTUP_MINUTES
+from inf3kit.constructs.monitored import MonitoredEndpoint, MonitoredFleet
 from inf3kit.constructs.service_monitoring import ServiceMonitoring
 from inf3kit.spec.monitoring import MonitoringSpec
 
@@ -23,7 +23,7 @@ def add_monitoring(
     stack: ServiceStack,
     monitoring: MonitoringSpec,
     endpoint: MonitoredEndpoint | None,
-    fleet: NeuronFleet | None,
+    fleet: MonitoredFleet | None,
 ) -> ServiceMonitoring | None:
     """The dashboard and alarms of the service, and the dashboard name as an output.
 
@@ -35,7 +35,7 @@ def add_monitoring(
         return None
     spec = stack.loaded.spec
     unhealthy = monitoring.unhealthy_hosts_minutes or (
-        spec.fleet.startup_minutes + UNHEALTHY_MARGIN_MINUTES if spec.fleet is not None else None
+        _startup_minutes(stack) + UNHEALTHY_MARGIN_MINUTES if spec.fleet is not None else None
     )
     service = ServiceMonitoring(
         stack,
@@ -64,3 +64,13 @@ def add_monitoring(
             description="the service's CloudWatch dashboard",
         )
     return service
+
+
+def _startup_minutes(stack: ServiceStack) -> int:
+    """The fleet's startup timeout: the spec's, or an LLM fleet's own default when unset."""
+    fleet, model = stack.loaded.spec.fleet, stack.loaded.spec.model
+    if fleet is None:
+        return 0
+    if model.is_llm and "startup_minutes" not in fleet.model_fields_set:
+        return LLM_STARTUP_MINUTES
+    return fleet.startup_minutes

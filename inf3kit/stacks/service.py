@@ -8,6 +8,7 @@ from constructs import Construct
 
 from inf3kit.constructs import (
     LlmEndpoint,
+    LlmFleet,
     ModelArtifacts,
     ModelBundle,
     NeuronEndpoint,
@@ -18,6 +19,7 @@ from inf3kit.spec import LoadedSpec
 from inf3kit.stacks.endpoint import add_endpoint
 from inf3kit.stacks.fleet import add_fleet
 from inf3kit.stacks.llm_endpoint import add_llm_endpoint
+from inf3kit.stacks.llm_fleet import add_llm_fleet
 from inf3kit.stacks.monitoring import add_monitoring
 
 
@@ -90,7 +92,11 @@ class ServiceStack(Stack):
             else None
         )
         """The endpoint's name as a stack output, which a delivery stage's smoke test reads."""
-        self.fleet: NeuronFleet | None = (
-            add_fleet(self, spec.fleet) if spec.fleet is not None else None
-        )
+        self.fleet: NeuronFleet | LlmFleet | None = None
+        if spec.fleet is not None:
+            self.fleet = (
+                add_llm_fleet(self, spec.fleet)
+                if spec.model.is_llm
+                else add_fleet(self, spec.fleet)
+            )
         self.monitoring = add_monitoring(self, spec.monitoring, self.endpoint, self.fleet)

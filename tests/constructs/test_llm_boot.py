@@ -243,9 +243,15 @@ def test_boot_starts_one_server_per_core_group_and_signals_success_once_all_are_
     )
     # The token reaches the download only, never a server.
     assert calls[5] == f"download TinyLlama/TinyLlama-1.1B-Chat-v1.0 {REVISION} {model} token=yes"
+    compiled = f"{root}/opt/inf3kit/llm/compiled"
     assert calls[6] == (
-        f"aws s3 sync s3://models-bucket/tinyllama/compiled/ {root}/opt/inf3kit/llm/compiled "
+        f"aws s3 sync s3://models-bucket/tinyllama/compiled/ {compiled} "
         "--only-show-errors --region eu-west-1"
+    )
+    # Artefacts made for other settings are refused before any server starts.
+    assert calls[7] == (
+        f"inf3kit llm check-compiled {compiled} --tensor-parallel 1 --max-model-len 2048 "
+        "--max-num-seqs 4 --dtype bfloat16"
     )
     assert sorted((s["cores"], s["argv"][s["argv"].index("--port") + 1]) for s in started) == [
         ("0", str(port)),

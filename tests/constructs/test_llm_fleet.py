@@ -235,12 +235,13 @@ def test_fails_when_the_degree_does_not_tile_the_types_or_makes_too_many_servers
         port=65530,
     ) == (
         "LlmFleet Fleet: 3 problems\n"
-        "  - instance_types run different numbers of vLLM servers at tensor_parallel 1 "
-        "(inf2.48xlarge: 24, inf2.24xlarge: 12); every instance must answer on every server "
-        "port the load balancer checks. Fix: list types with the same NeuronCore count\n"
+        "  - instance_types: the instance types run different numbers of vLLM servers at "
+        "tensor_parallel 1 (inf2.48xlarge: 24, inf2.24xlarge: 12); every instance must answer "
+        "on every server port the load balancer checks. Fix: list types with the same "
+        "NeuronCore count\n"
         "  - settings.tensor_parallel 1 makes 24 vLLM servers per instance; the load balancer "
-        "spreads over at most 5 (one target group per server). Fix: a larger tensor_parallel, "
-        "or a smaller instance size\n"
+        "spreads over at most 5 (one target group per server). Fix: a larger tensor_parallel "
+        "(or `auto`), or a smaller instance size\n"
         "  - port 65530 leaves no room for 24 servers on consecutive ports. Fix: e.g. 8000"
     )
     assert _fails(

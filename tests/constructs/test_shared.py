@@ -207,3 +207,23 @@ def test_cfn_lint_waivers_merge_with_earlier_ones() -> None:
     with pytest.raises(ValueError) as info:
         waive_cfn_lint(resource, "E1001", "because")
     assert str(info.value) == "waiving E1001 needs a specific reason, got 'because'"
+
+
+def test_the_types_waived_as_unlisted_are_exactly_the_ga_ones_cfn_lint_lacks() -> None:
+    """LINT_UNLISTED is checked against cfn-lint's own EC2 instance-type data, so an update of
+    cfn-lint that learns a type (or a new GA type it lacks) fails here instead of going stale."""
+    import json
+    from importlib.resources import files
+
+    from inf3kit.catalog import load_catalog
+    from inf3kit.constructs.hardware_checks import LINT_UNLISTED
+
+    data = files("cfnlint") / "data/schemas/extensions/aws_ec2_instance/instancetype_enum.json"
+    listed = set(json.loads(data.read_text())["us-east-1"]["enum"])
+    catalog = load_catalog()
+    ga_ec2 = {
+        t.name
+        for t in catalog.types(platform="ec2")
+        if t.is_neuron and not t.provisional and t.family != "inf1"
+    }
+    assert ga_ec2 - listed == LINT_UNLISTED

@@ -1,0 +1,92 @@
+"""Spec `fleet:` section of an LLM service (`model.engine: vllm`) -> LlmFleet props."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from aws_cdk import CfnOutput, Duration
+from aws_cdk import aws_certificatemanager as acm
+
+from inf3kit.constructs import FixedImage, LlmFleet
+from inf3kit.spec import FleetSpec
+
+if TYPE_CHECKING:
+    from inf3kit.stacks.service import ServiceStack
+
+
+def add_llm_fleet(stack: ServiceStack, fleet: FleetSpec) -> LlmFleet:
+    """Add the vLLM fleet behind its load balancer and output the load balancer's DNS name.
+
+    `tensor_parallel: auto` resolves to the smallest degree that fits every type and leaves a
+    server layout the load balancer can reach (inf3kit.llm.fleet_layout). The drain and startup
+    defaults of a runtime fleet (30 s, 20 min) are too short for LLM generations and loads, so
+    the construct's (120 s, 60 min) apply unless the spec sets them.
+    """
+    if stack.vpc is None:  # the service stack makes or looks up a VPC whenever a fleet exists
+        raise ValueError("fleet: no VPC. Fix: set `network.vpc` to 'new' or a VPC id")
+    unsupported = _unsupported(fleet)
+    if unsupported:
+        raise ValueError(unsupported)
+    service = stack.loaded.llm_service(*fleet.instance_types)
+    lb = fleet.load_balancer
+    given = fleet.model_fields_set
+    llm_fleet = LlmFleet(
+        stack,
+        "Fleet",
+        vpc=stack.vpc,
+        instance_types=fleet.instance_types,
+        weights=service.weights,
+        settings=service.settings,
+        architecture=service.architecture,
+        min_capacity=fleet.capacity.min,
+        max_capacity=fleet.capacity.max,
+        desired_capacity=fleet.capacity.desired,
+        machine_image=FixedImage(fleet.ami.id)
+        if fleet.ami.source == "id" and fleet.ami.id
+        else None,
+        drain=Duration.seconds(fleet.drain_seconds) if "drain_seconds" in given else None,
+        startup_timeout=Duration.minutes(fleet.startup_minutes)
+        if "startup_minutes" in given
+        else None,
+        key=stack.artifacts.key,
+        public=lb.public,
+        certificate=acm.Certificate.from_certificate_arn(stack, "Certificate", lb.certificate_arn)
+        if lb.certificate_arn
+        else None,
+        access_logs_bucket=stack.artifacts.access_logs,
+        catalog=stack.loaded.catalog,
+        compatibility=stack.loaded.compatibility,
+    )
+    CfnOutput(
+        stack,
+        "LoadBalancerDnsName",
+        value=llm_fleet.load_balancer.load_balancer_dns_name,
+        description="DNS name of the fleet's load balancer",
+    )
+    CfnOutput(
+        stack,
+        "FleetUrl",
+        value=llm_fleet.url,
+        description="base URL of the fleet's OpenAI-compatible API (/v1/chat/completions)",
+    )
+    return llm_fleet
+
+
+def _unsupported(fleet: FleetSpec) -> str | None:
+    """What an LLM fleet does not offer yet, with the alternative."""
+    found = []
+    if fleet.warm_pool is not None:
+        found.append(
+            "warm_pool (pre-compiled artefacts, `model.weights.compiled`, shorten scale-out)"
+        )
+    if fleet.spot_percent:
+        found.append("spot_percent (use on-demand capacity)")
+    if fleet.ami.source == "pipeline":
+        found.append("ami.source pipeline (its image has no vLLM; use dlami or an id)")
+    if not found:
+        return None
+    return (
+        "fleet: an LLM fleet (model.engine vllm) does not support "
+        + "; ".join(found)
+        + ". Fix: remove them"
+    )
