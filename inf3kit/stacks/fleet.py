@@ -10,7 +10,7 @@ from aws_cdk import aws_ec2 as ec2
 
 from inf3kit.constructs import FixedImage, NeuronAmi, NeuronAmiPipeline, NeuronFleet, WarmPool
 from inf3kit.spec import FleetSpec
-from inf3kit.stacks.serving import NO_LLM_CONSTRUCT, runtime_settings
+from inf3kit.stacks.serving import runtime_settings
 
 if TYPE_CHECKING:
     from inf3kit.stacks.service import ServiceStack
@@ -21,7 +21,10 @@ def add_fleet(stack: ServiceStack, fleet: FleetSpec) -> NeuronFleet:
     if stack.vpc is None:  # the service stack makes or looks up a VPC whenever a fleet exists
         raise ValueError("fleet: no VPC. Fix: set `network.vpc` to 'new' or a VPC id")
     if stack.bundle is None:
-        raise ValueError(NO_LLM_CONSTRUCT.format(section="fleet"))
+        raise ValueError(
+            "fleet: an LLM spec (model.engine vllm) has no bundle; its fleet is an LlmFleet "
+            "(inf3kit.stacks.llm_fleet.add_llm_fleet)"
+        )
     serving = stack.loaded.spec.serving
     lb = fleet.load_balancer
     neuron_fleet = NeuronFleet(

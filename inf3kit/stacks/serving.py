@@ -7,13 +7,6 @@ from aws_cdk import Duration
 from inf3kit.constructs.runtime_settings import RuntimeSettings
 from inf3kit.spec import ServingSpec
 
-NO_LLM_CONSTRUCT = (
-    "{section}: model.engine vllm (an LLM service) has no {section} construct in this build "
-    "of inf3kit yet; `inf3kit validate` checks the spec. Fix: serve a compiled bundle with "
-    "`model.engine: runtime`"
-)
-"""Until the LLM endpoint and fleet constructs land (issue 13), synthesis stops here cleanly."""
-
 
 def runtime_settings(serving: ServingSpec) -> RuntimeSettings:
     """The spec's runtime tuning as typed props; the spec takes whole milliseconds."""

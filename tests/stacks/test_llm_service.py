@@ -1,16 +1,15 @@
 """An LLM spec (`model.engine: vllm`) through the service stack: no model bundle, no crash.
 
-The endpoint builds an LlmEndpoint (tests/stacks/test_llm_endpoint_stack.py); until the LLM
-fleet glue lands, a fleet stops with a clean refusal (what `inf3kit synth` prints), never an
-AttributeError on the missing bundle.
+The endpoint builds an LlmEndpoint (tests/stacks/test_llm_endpoint_stack.py), the fleet an
+LlmFleet (tests/stacks/test_llm_fleet_stack.py); neither needs a bundle.
 """
 
 from __future__ import annotations
 
 import aws_cdk as cdk
-import pytest
 from aws_cdk.assertions import Template
 
+from inf3kit.constructs import LlmFleet
 from inf3kit.spec import parse_spec
 from inf3kit.stacks import add_service
 
@@ -36,7 +35,9 @@ def test_an_llm_endpoint_stack_has_no_bundle_and_no_model_data_output() -> None:
     assert "ModelDataUrl" not in outputs and "EndpointName" in outputs
 
 
-def test_an_llm_fleet_refuses_cleanly_until_its_glue_lands() -> None:
-    loaded = parse_spec(LLM + "fleet: {instance_types: [inf2.xlarge]}\n")
-    with pytest.raises(ValueError, match=r"^fleet: model\.engine vllm \(an LLM service\)"):
-        add_service(cdk.App(), loaded)
+def test_an_llm_fleet_stack_has_no_bundle_and_no_model_data_output() -> None:
+    (stack,) = add_service(cdk.App(), parse_spec(LLM + "fleet: {instance_types: [inf2.xlarge]}\n"))
+    assert stack.bundle is None  # type: ignore[attr-defined]
+    assert isinstance(stack.fleet, LlmFleet)  # type: ignore[attr-defined]
+    outputs = Template.from_stack(stack).to_json()["Outputs"]
+    assert "ModelDataUrl" not in outputs and "FleetUrl" in outputs
