@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import Unpack
 
 import jsii
-from aws_cdk import Duration, Size, Token
+from aws_cdk import Annotations, Duration, Size, Token
 from aws_cdk import aws_certificatemanager as acm
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_ec2 as ec2
@@ -67,6 +67,9 @@ DEFAULT_DRAIN_SECONDS = 120
 DEFAULT_STARTUP_MINUTES = 60
 """Boot, weights download, load and (without compiled artefacts) compile: the most a rolling
 update may pause."""
+VLLM_ENVIRONMENT_WARNING_ID = "inf3kit:vllmEnvironmentFamily"
+PLUGIN_DISTRIBUTION = "vllm-neuron"
+"""What the DLAMI's vLLM environment carries: the vLLM Neuron plugin."""
 MANAGED_VARIABLES = frozenset(
     {"NEURON_RT_VISIBLE_CORES", "INF3KIT_VLLM_PORT", "BASE_COMPILE_WORK_DIR", "HF_TOKEN"}
 )
@@ -194,6 +197,8 @@ class LlmFleet(FleetBase):
         types = list(instance_types)
         self.instance_types: tuple[str, ...] = tuple(types)
         warn_about_capacity(self, types, catalog)
+        if vllm_environment == VLLM_ENVIRONMENT:
+            _warn_if_plugin_cannot_serve(self, types, compatibility)
         self.servers: tuple[Server, ...] = tuple(
             server_layout(engine_cores(catalog.get(types[0])).count, settings.tensor_parallel, port)
         )
@@ -450,6 +455,22 @@ class LlmFleet(FleetBase):
             "mkdir -p /opt/inf3kit/llm",
             *install_runtime(requirements, None, wheel),
             *boot_commands(plan),
+        )
+
+
+def _warn_if_plugin_cannot_serve(
+    fleet: LlmFleet, types: list[str], compatibility: Compatibility
+) -> None:
+    """The DLAMI's vLLM environment is the vLLM Neuron plugin, which the engines matrix lists
+    for some families only (Trn2, Trn3); elsewhere vLLM needs NxD Inference."""
+    refusal = compatibility.engine_choice(types, PLUGIN_DISTRIBUTION)
+    if isinstance(refusal, str):
+        Annotations.of(fleet).add_warning_v2(
+            VLLM_ENVIRONMENT_WARNING_ID,
+            "the DLAMI's vLLM environment carries the vLLM Neuron plugin, and "
+            f"{refusal.split('. Fix:')[0]}. "
+            "Fix: pass vllm_environment (and machine_image) with vLLM for NxD Inference "
+            "(docs/llm.md, EC2 fleet)",
         )
 
 

@@ -105,6 +105,7 @@ echo "python3 $*" >> "$CALLS"
 mkdir -p "$3/bin"
 for tool in pip inf3kit; do
   printf '#!/bin/bash\\necho "%s $*" >> "$CALLS"\\n' "$tool" > "$3/bin/$tool"
+  printf '[ "$FAIL" != %s ] || { echo "$FAIL_MESSAGE" >&2; exit 1; }\\n' "$tool" >> "$3/bin/$tool"
   chmod +x "$3/bin/$tool"
 done
 """,
@@ -203,7 +204,9 @@ def _vllm_environment(root: Path) -> None:
         (env / tool).chmod(0o755)
 
 
-def _run(user_data: str, root: Path, fail_cores: str = "") -> tuple[int, list[str], list[dict]]:
+def _run(
+    user_data: str, root: Path, fail_cores: str = "", fail: str = "", fail_message: str = ""
+) -> tuple[int, list[str], list[dict]]:
     script = (
         user_data.replace("/opt/inf3kit", f"{root}/opt/inf3kit")
         .replace("/opt/aws_neuronx_venv", f"{root}/opt/aws_neuronx_venv")
@@ -218,6 +221,8 @@ def _run(user_data: str, root: Path, fail_cores: str = "") -> tuple[int, list[st
         "SERVERS": str(servers),
         "ROOT": str(root),
         "FAIL_CORES": fail_cores,
+        "FAIL": fail,
+        "FAIL_MESSAGE": fail_message,
         "HOME": str(root),
     }
     done = subprocess.run(
@@ -304,5 +309,17 @@ def test_boot_signals_failure_when_the_image_has_no_vllm_environment(
         f"{root}/opt/aws_neuronx_venv_pytorch_inference_vllm_*. Fix: boot the Neuron "
         "multi-framework DLAMI"
     )
+    assert calls[-1].startswith("aws cloudformation signal-resource --status FAILURE")
+    assert started == []
+
+
+def test_boot_refuses_compiled_artefacts_made_for_other_settings_before_any_server_starts(
+    user_data: str, root: Path
+) -> None:
+    _vllm_environment(root)
+    mismatch = "compiled artefacts do not match: compiled for tensor_parallel 2, served with 1"
+    code, calls, started = _run(user_data, root, fail="inf3kit", fail_message=mismatch)
+    assert code == 1
+    assert calls[-2] == (f"logger -s -t inf3kit s3://models-bucket/tinyllama/compiled/: {mismatch}")
     assert calls[-1].startswith("aws cloudformation signal-resource --status FAILURE")
     assert started == []

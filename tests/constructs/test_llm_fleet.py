@@ -8,7 +8,7 @@ import json
 import aws_cdk as cdk
 import pytest
 from aws_cdk import aws_ec2 as ec2
-from aws_cdk.assertions import Match, Template
+from aws_cdk.assertions import Annotations, Match, Template
 
 from inf3kit.constructs import LlmFleet, ServiceMonitoring
 from inf3kit.constructs.monitored import MonitoredFleet
@@ -283,3 +283,23 @@ def test_fails_when_tensor_parallel_is_still_auto() -> None:
         "  - settings.tensor_parallel 'auto' must be a whole number >= 1. Fix: give the degree "
         "(the spec resolves `auto` with inf3kit.llm.fit before a construct sees it)"
     )
+
+
+def test_warns_when_the_dlamis_vllm_plugin_does_not_serve_the_family() -> None:
+    stack, _ = _fleet(
+        instance_types=["inf2.xlarge"],
+        settings=LlmSettings(tensor_parallel=2, max_model_len=4096, max_num_seqs=4),
+    )
+    warnings = Annotations.from_stack(stack).find_warning("*", Match.any_value())
+    assert [w.entry.data for w in warnings if "vLLM Neuron plugin" in str(w.entry.data)] == [
+        "the DLAMI's vLLM environment carries the vLLM Neuron plugin, and inf2.xlarge: "
+        "vllm-neuron does not serve inf2 (it serves trn2, trn3). Fix: pass vllm_environment (and "
+        "machine_image) with vLLM for NxD Inference (docs/llm.md, EC2 fleet) "
+        "[ack: inf3kit:vllmEnvironmentFamily]"
+    ]
+    trn2, _ = _fleet()
+    assert not [
+        w
+        for w in Annotations.from_stack(trn2).find_warning("*", Match.any_value())
+        if "vLLM Neuron plugin" in str(w.entry.data)
+    ]
