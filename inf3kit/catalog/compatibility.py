@@ -122,15 +122,29 @@ class Compatibility:
         instance_types: str | Sequence[str],
         distribution: str = AUTO,
         neuron_sdk: str | None = None,
+        quantization: str | None = None,
     ) -> tuple[str, EngineImage] | str:
         """The LLM engine distribution and image serving `instance_types`, or why none, with the
         fix (inf3kit.catalog.engines.engine_choice)."""
-        return engine_choice(self.data.engines, instance_types, distribution, neuron_sdk)
+        return engine_choice(
+            self.data.engines, instance_types, distribution, neuron_sdk, quantization
+        )
 
     def llm_families(self, platform: Platform) -> list[str]:
         """Families some LLM engine serves on `platform`: where a model may be moved."""
         return sorted(
             {f for e in self.data.engines.values() if platform in e.platforms for f in e.families}
+        )
+
+    def llm_quantizations(self, platform: Platform) -> list[str]:
+        """Weight quantizations some LLM engine on `platform` takes, in inf3kit."""
+        return sorted(
+            {
+                q
+                for e in self.data.engines.values()
+                if platform in e.platforms
+                for q in e.quantization
+            }
         )
 
     def images_for(self, instance_type: str) -> list[str]:

@@ -44,6 +44,10 @@ class EngineSupport(_Strict):
     source: str
     images: list[EngineImage] = Field(min_length=1)
     """Newest first: the first image listing a family is the one a service gets."""
+    quantization: list[Literal["int8", "fp8"]] = Field(default_factory=list)
+    """Weight quantizations inf3kit's constructs pass to this engine."""
+    quantization_note: str | None = None
+    """Why a quantization is missing, when it is."""
 
     @property
     def families(self) -> list[str]:
@@ -73,12 +77,14 @@ def engine_choice(
     instance_types: str | Sequence[str],
     distribution: str = AUTO,
     neuron_sdk: str | None = None,
+    quantization: str | None = None,
 ) -> tuple[str, EngineImage] | str:
     """The distribution and image that serve every one of `instance_types` (one platform), or
     why none does, with the fix.
 
     `auto` takes the first distribution (matrix order) with one image for all the types'
-    families on their platform (and `neuron_sdk`, when pinned): a fleet's instances share it.
+    families on their platform (and `neuron_sdk`, when pinned) that takes `quantization`, when
+    given: a fleet's instances share it.
     """
     types = [instance_types] if isinstance(instance_types, str) else list(instance_types)
     families = {family_of(t) for t in types}
@@ -91,8 +97,13 @@ def engine_choice(
     for name in list(engines) if distribution == AUTO else [distribution]:
         engine = engines[name]
         image = engine.image_for(families, neuron_sdk)
-        if platform in engine.platforms and image is not None:
+        takes = quantization is None or quantization in engine.quantization
+        if platform in engine.platforms and image is not None and takes:
             return name, image
+    if quantization is not None:
+        plain = engine_choice(engines, types, distribution, neuron_sdk)
+        if not isinstance(plain, str):
+            return _no_quantization(engines, types, plain[0], quantization)
     if len(types) == 1:
         return _refusal(engines, types[0], distribution, neuron_sdk)
     for t in types:  # the first type no distribution serves on its own is the one to name
@@ -103,6 +114,24 @@ def engine_choice(
         f"no {'LLM engine' if distribution == AUTO else distribution} image serves "
         f"{', '.join(sorted(families))} together. Fix: list instance types of families one "
         "image serves (e.g. one family)"
+    )
+
+
+def _no_quantization(
+    engines: Mapping[str, EngineSupport], types: list[str], name: str, quantization: str
+) -> str:
+    note = engines[name].quantization_note
+    takers = {n: e for n, e in engines.items() if quantization in e.quantization}
+    where = sorted({p for e in takers.values() for p in e.platforms})
+    other = (
+        f", or serve on {' or '.join('EC2' if p == 'ec2' else 'SageMaker' for p in where)} "
+        f"({', '.join(takers)} take it)"
+        if takers and platform_of(types[0]) not in where
+        else ""
+    )
+    return (
+        f"{', '.join(types)}: {name} does not take quantization {quantization} in inf3kit"
+        f"{f' ({note})' if note else ''}. Fix: leave llm.quantization unset{other}"
     )
 
 

@@ -53,9 +53,8 @@ from inf3kit.constructs.llm_container import (
 )
 from inf3kit.constructs.validation import raise_if_problems
 from inf3kit.llm import LlmSettings, LlmWeights, ModelArchitecture
-from inf3kit.llm.architecture import parameter_count
-from inf3kit.llm.fit import WEIGHT_BYTES, engine_cores, fit_problems
-from inf3kit.llm.startup import MAX_SECONDS, LoadEstimate, estimate
+from inf3kit.llm.fit import engine_cores, fit_problems
+from inf3kit.llm.startup import MAX_SECONDS, LoadEstimate, model_estimate, too_slow_to_start
 from inf3kit.rules import default_rollout_strategy, llm_weights_problems
 
 SAGEMAKER_ENGINE = "lmi-neuronx"
@@ -181,12 +180,9 @@ class LlmEndpoint(ManagedEndpoint):
             network_isolation=network_isolation,
         )
         sized = _estimate(weights, settings, architecture) if not problems else None
-        if (
-            sized is not None
-            and startup_timeout is None
-            and sized.needed_startup_seconds > MAX_SECONDS
-        ):
-            problems.append(_too_slow_to_start(sized, weights))
+        too_slow = None if sized is None else too_slow_to_start(sized, weights)
+        if too_slow is not None and startup_timeout is None:
+            problems.append(too_slow)
         startup = startup_timeout or Duration.seconds(
             sized.startup_seconds if sized else MAX_SECONDS
         )
@@ -288,33 +284,8 @@ class LlmEndpoint(ManagedEndpoint):
 def _estimate(
     weights: LlmWeights, settings: LlmSettings, architecture: ModelArchitecture | None
 ) -> LoadEstimate | None:
-    """The sized timeouts, None without the architecture (the size is unknown). The checkpoint
-    is taken to be stored in the serving dtype."""
-    if architecture is None:
-        return None
-    parameters = parameter_count(architecture)
-    return estimate(
-        parameters * WEIGHT_BYTES[settings.dtype],
-        parameters,
-        from_hub=weights.huggingface_id is not None,
-        compiled=weights.compiled_prefix is not None,
-    )
-
-
-def _too_slow_to_start(sized: LoadEstimate, weights: LlmWeights) -> str:
-    steps = "download from the Hub, load" if weights.huggingface_id else "load"
-    steps += " and compile" if sized.compiles else ""
-    fix = (
-        "pre-compile it (`inf3kit llm compile`) and pass weights.compiled_prefix"
-        if sized.compiles
-        else "serve it on an EC2 fleet, which has no such limit"
-    )
-    return (
-        f"startup_timeout: this model needs about {sized.needed_startup_seconds} s to {steps} "
-        f"(inf3kit.llm.startup's stated rates), above SageMaker's 3600 s limit for the startup "
-        f"health check. Fix: {fix}, or set startup_timeout (at most 1 hour) if you measured a "
-        "faster start"
-    )
+    """The sized timeouts, None without the architecture (the size is unknown)."""
+    return None if architecture is None else model_estimate(weights, settings, architecture)
 
 
 def _engine_image(

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 
 from inf3kit.catalog import Catalog, InstanceType
 from inf3kit.llm.architecture import head_dim, parameter_count
-from inf3kit.llm.settings import LlmSettings, ModelArchitecture
+from inf3kit.llm.settings import LlmSettings, ModelArchitecture, Quantization
 
 GIB = 1024**3
 
@@ -174,11 +174,16 @@ def fit_problems(
     catalog: Catalog,
     auto: bool = False,
     families: Collection[str] | None = None,
+    quantizations: Collection[str] | None = None,
+    max_groups_per_instance: int | None = None,
 ) -> list[str]:
     """Why the model cannot serve on `instance_type` at `settings`, with what would; [] if it can.
 
     `auto`: the degree is chosen (`settings.tensor_parallel` is not read). `families`: those the
     engine supports, for the alternatives (None: every Neuron family of the catalog).
+    `quantizations`: those the engine takes, for the alternatives (None: int8 and fp8).
+    `max_groups_per_instance`: a fleet's limit on servers per instance, for the degrees the
+    alternatives name (as `choose_tensor_parallel`).
     """
     itype = catalog.get(instance_type)
     cores = engine_cores(itype)
@@ -204,7 +209,15 @@ def fit_problems(
     elif _choose(arch, settings, [itype]) is not None:
         return []
     shown = degrees[-1]
-    alternatives = what_would_fit(arch, settings, itype, catalog=catalog, families=families)
+    alternatives = what_would_fit(
+        arch,
+        settings,
+        itype,
+        catalog=catalog,
+        families=families,
+        quantizations=quantizations,
+        max_groups_per_instance=max_groups_per_instance,
+    )
     fix = "; ".join(alternatives) if alternatives else "nothing in the catalog; a smaller model"
     return [
         f"{_needs(arch, settings, shown)} does not fit {instance_type}: even its largest valid "
@@ -219,16 +232,18 @@ def what_would_fit(
     *,
     catalog: Catalog,
     families: Collection[str] | None = None,
+    quantizations: Collection[str] | None = None,
+    max_groups_per_instance: int | None = None,
 ) -> list[str]:
     """Computed alternatives: a bigger size, another family, a shorter length, fewer sequences,
-    quantization. Each is one the fit check accepts."""
+    quantization (when the engine takes one). Each is one the fit check accepts."""
     found = []
     bigger = [
         t
         for t in _by_memory(catalog.types(family=itype.family, platform=itype.platform))
         if t.accelerator_memory_gib > itype.accelerator_memory_gib
     ]
-    size = _first_fit(arch, settings, bigger)
+    size = _first_fit(arch, settings, bigger, max_groups_per_instance)
     if size:
         found.append(f"a bigger size, {size}")
     others = []
@@ -236,7 +251,7 @@ def what_would_fit(
         if family == itype.family or (families is not None and family not in families):
             continue
         sizes = _by_memory(catalog.types(family=family, platform=itype.platform))
-        choice = _first_fit(arch, settings, sizes)
+        choice = _first_fit(arch, settings, sizes, max_groups_per_instance)
         if choice:
             others.append(choice)
     if others:
@@ -253,19 +268,25 @@ def what_would_fit(
         seqs = int(room // (per_token * settings.max_model_len)) if room > 0 else 0
         if seqs >= 1:
             found.append(f"max_num_seqs {seqs} or less (tensor_parallel {top})")
-    if settings.quantization is None:
-        quantized = replace(settings, quantization="int8")
-        where = _first_fit(arch, quantized, [itype] if size else [itype, *bigger])
+    options: tuple[Quantization, ...] = ("int8", "fp8")
+    takes = [q for q in options if quantizations is None or q in quantizations]
+    if settings.quantization is None and takes:
+        quantized = replace(settings, quantization=takes[0])  # both store 1 byte per weight
+        candidates = [itype] if size else [itype, *bigger]
+        where = _first_fit(arch, quantized, candidates, max_groups_per_instance)
         if where:
-            found.append(f"quantization int8 on {where} (check the model's accuracy)")
+            found.append(f"quantization {takes[0]} on {where} (check the model's accuracy)")
     return found
 
 
 def _first_fit(
-    arch: ModelArchitecture, settings: LlmSettings, types: list[InstanceType]
+    arch: ModelArchitecture,
+    settings: LlmSettings,
+    types: list[InstanceType],
+    max_groups: int | None = None,
 ) -> str | None:
     for t in types:
-        degree = _choose(arch, settings, [t])
+        degree = _choose(arch, settings, [t], max_groups)
         if degree is not None:
             return f"{t.name} (tensor_parallel {degree})"
     return None

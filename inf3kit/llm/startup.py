@@ -13,6 +13,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from inf3kit.llm.architecture import parameter_count
+from inf3kit.llm.fit import WEIGHT_BYTES
+from inf3kit.llm.settings import LlmSettings, LlmWeights, ModelArchitecture
+
 MIB = 1024**2
 S3_DOWNLOAD_BYTES_PER_SECOND = 100 * MIB
 """SageMaker's copy of an S3 prefix to the instance volume: assumed 100 MiB/s, well below what
@@ -72,3 +76,46 @@ def estimate(weight_bytes: int, parameters: int, *, from_hub: bool, compiled: bo
 
 def _bounded(seconds: int) -> int:
     return max(MIN_SECONDS, min(MAX_SECONDS, seconds))
+
+
+def model_estimate(
+    weights: LlmWeights, settings: LlmSettings, architecture: ModelArchitecture
+) -> LoadEstimate:
+    """`estimate` for a model of this shape; the checkpoint is taken to be stored in the
+    serving dtype."""
+    parameters = parameter_count(architecture)
+    return estimate(
+        parameters * WEIGHT_BYTES[settings.dtype],
+        parameters,
+        from_hub=weights.huggingface_id is not None,
+        compiled=weights.compiled_prefix is not None,
+    )
+
+
+def too_slow_to_start(
+    sized: LoadEstimate,
+    weights: LlmWeights,
+    *,
+    timeout_name: str = "startup_timeout",
+    compiled_name: str = "weights.compiled_prefix",
+) -> str | None:
+    """Why the model cannot start within SageMaker's hour, with the fix; None when it can.
+
+    The one rule behind LlmEndpoint and the spec (`endpoint.startup_timeout_seconds`,
+    `model.weights.compiled`), which name the fields their own way.
+    """
+    if sized.needed_startup_seconds <= MAX_SECONDS:
+        return None
+    steps = "download from the Hub, load" if weights.huggingface_id else "load"
+    steps += " and compile" if sized.compiles else ""
+    fix = (
+        f"pre-compile it (`inf3kit llm compile`) and pass {compiled_name}"
+        if sized.compiles
+        else "serve it on an EC2 fleet, which has no such limit"
+    )
+    return (
+        f"{timeout_name}: this model needs about {sized.needed_startup_seconds} s to {steps} "
+        f"(inf3kit.llm.startup's stated rates), above SageMaker's 3600 s limit for the startup "
+        f"health check. Fix: {fix}, or set {timeout_name} (at most 1 hour) if you measured a "
+        "faster start"
+    )

@@ -38,6 +38,7 @@ from inf3kit.llm.settings import (
     ModelArchitecture,
     Quantization,
 )
+from inf3kit.llm.startup import model_estimate, too_slow_to_start
 from inf3kit.rules import SERVERS_PER_INSTANCE, llm_server_layout_problems, llm_weights_problems
 from inf3kit.spec.base import StrictModel, raise_problems
 
@@ -260,17 +261,21 @@ def llm_type_problems(
     SDK), or the model does not fit; each with what would."""
     if instance_type not in catalog:
         return []  # the type check already said so
-    engine = compatibility.engine_choice(instance_type, llm.distribution, llm.neuron_sdk)
+    engine = compatibility.engine_choice(
+        instance_type, llm.distribution, llm.neuron_sdk, llm.quantization
+    )
     if isinstance(engine, str):
         return [engine]
-    families = compatibility.llm_families(catalog.get(instance_type).platform)
+    platform = catalog.get(instance_type).platform
     return fit_problems(
         llm.model_architecture,
         llm.settings(),
         instance_type,
         catalog=catalog,
         auto=llm.auto,
-        families=families,
+        families=compatibility.llm_families(platform),
+        quantizations=compatibility.llm_quantizations(platform),
+        max_groups_per_instance=SERVERS_PER_INSTANCE if platform == "ec2" else None,
     )
 
 
@@ -284,7 +289,7 @@ def fleet_problems(
     known = [n for n in instance_types if n in catalog]
     if not known or any(llm_type_problems(llm, n, catalog, compatibility) for n in known):
         return []  # each type's own problem is reported at its own path
-    engine = compatibility.engine_choice(known, llm.distribution, llm.neuron_sdk)
+    engine = compatibility.engine_choice(known, llm.distribution, llm.neuron_sdk, llm.quantization)
     if isinstance(engine, str):
         return [engine]
     arch, settings = llm.model_architecture, llm.settings()
@@ -334,7 +339,9 @@ def llm_engine(
 ) -> tuple[str, EngineImage]:
     """The engine distribution and image for `instance_types` (validation made sure one
     exists)."""
-    engine = compatibility.engine_choice(instance_types, llm.distribution, llm.neuron_sdk)
+    engine = compatibility.engine_choice(
+        instance_types, llm.distribution, llm.neuron_sdk, llm.quantization
+    )
     if isinstance(engine, str):
         raise ValueError(engine)
     return engine
@@ -363,3 +370,24 @@ def llm_summary_line(
         f"{place}: tensor_parallel {degree}; {'; '.join(each)}; engine {name} "
         f"({image.repository}:{image.tag})"
     )
+
+
+def endpoint_startup_problems(
+    llm: LlmSpec,
+    weights: WeightsSpec,
+    instance_type: str,
+    startup_timeout_seconds: int | None,
+    catalog: Catalog,
+) -> list[str]:
+    """An endpoint must start within SageMaker's hour unless the spec sets its own timeout
+    (inf3kit.llm.startup, the rule LlmEndpoint applies)."""
+    if startup_timeout_seconds is not None:
+        return []
+    service = llm_service(llm, weights, [instance_type], catalog)
+    problem = too_slow_to_start(
+        model_estimate(service.weights, service.settings, service.architecture),
+        service.weights,
+        timeout_name="startup_timeout_seconds",
+        compiled_name="model.weights.compiled",
+    )
+    return [] if problem is None else [problem]

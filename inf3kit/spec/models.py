@@ -11,6 +11,7 @@ from inf3kit.spec.base import (
     ACCOUNT_PATTERN,
     REGION_PATTERN,
     StrictModel,
+    catalog_from,
     raise_problems,
 )
 from inf3kit.spec.delivery import DeliverySpec, check_delivery
@@ -20,6 +21,7 @@ from inf3kit.spec.llm import (
     Engine,
     LlmSpec,
     WeightsSpec,
+    endpoint_startup_problems,
     engine_problems,
     llm_section_problem,
 )
@@ -145,6 +147,25 @@ class Spec(StrictModel):
                 "scaling.concurrent_requests_per_model is only read for an LLM (model.engine "
                 "vllm). Fix: use scaling.invocations_per_instance for the runtime"
             )
+        return value
+
+    @field_validator("endpoint")
+    @classmethod
+    def _llm_starts_in_time(
+        cls, value: EndpointSpec | None, info: ValidationInfo
+    ) -> EndpointSpec | None:
+        model, llm = info.data.get("model"), info.data.get("llm")
+        if value is None or model is None or llm is None or model.weights is None:
+            return value
+        raise_problems(
+            endpoint_startup_problems(
+                llm,
+                model.weights,
+                value.instance_type,
+                value.startup_timeout_seconds,
+                catalog_from(info),
+            )
+        )
         return value
 
     @field_validator("delivery")

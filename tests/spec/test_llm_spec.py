@@ -106,8 +106,28 @@ def test_fails_when_a_70b_model_is_put_on_inf2_xlarge_with_what_would_fit() -> N
         "weights + 5.0 GiB KV cache for 4096 tokens x 4 sequences = 136.4 GiB) does not fit "
         "ml.inf2.xlarge: even its largest valid group, 2 NeuronCores with 32.0 GiB, 28.8 GiB "
         "after the 10% reserve. What would fit: another family, ml.trn1.32xlarge "
-        "(tensor_parallel 16); quantization int8 on ml.inf2.48xlarge (tensor_parallel 8) "
-        "(check the model's accuracy)"
+        "(tensor_parallel 16)"
+    ]
+    # On EC2 the engines take int8 (SageMaker's LMI container does not, in inf3kit), and a
+    # fleet's degree leaves at most 5 servers per instance: 16 of trn2's and trn3's 64 cores.
+    on_ec2 = text.replace(
+        "endpoint: {instance_type: ml.inf2.xlarge}", "fleet: {instance_types: [inf2.xlarge]}"
+    )
+    [problem] = problems(on_ec2)
+    assert problem.endswith(
+        "What would fit: another family, trn1.32xlarge (tensor_parallel 16) or trn2.48xlarge "
+        "(tensor_parallel 16) or trn3.48xlarge (tensor_parallel 16); quantization int8 on "
+        "inf2.48xlarge (tensor_parallel 8) (check the model's accuracy)"
+    )
+
+
+def test_fails_when_an_endpoint_asks_for_quantization_the_lmi_container_does_not_take() -> None:
+    text = GOOD.replace("max_num_seqs: 4", "max_num_seqs: 4\n  quantization: int8")
+    assert problems(text) == [
+        "endpoint.instance_type (line 10): ml.inf2.xlarge: lmi-neuronx does not take "
+        "quantization int8 in inf3kit (the LMI container's weight-quantization settings are "
+        "not wired in LlmEndpoint yet). Fix: leave llm.quantization unset, or serve on EC2 "
+        "(vllm-neuron, vllm-nxd-inference take it)"
     ]
 
 
@@ -366,3 +386,24 @@ def test_fails_when_the_neuron_sdk_pin_is_not_a_release() -> None:
         "llm.neuron_sdk (line 8): got 'latest', which does not match ^\\d+\\.\\d+\\.\\d+$. Fix: "
         "use a Neuron SDK release like 2.31.1, quoted"
     ]
+
+
+def test_fails_when_an_endpoint_model_cannot_start_within_sagemakers_hour() -> None:
+    """70B from S3 without compiled artefacts: inf3kit.llm.startup estimates 6593 s (the rule
+    LlmEndpoint applies); compiled artefacts or an explicit timeout are accepted."""
+    text = GOOD.replace(LLAMA_8B, LLAMA_70B).replace("ml.inf2.xlarge", "ml.trn1.32xlarge")
+    text = text.replace(
+        f"weights: {{huggingface: meta-llama/Llama-3.1-8B-Instruct, revision: {REVISION}}}",
+        "weights: {s3: s3://models/llama-70b/}",
+    )
+    assert problems(text) == [
+        "endpoint (line 9): startup_timeout_seconds: this model needs about 6593 s to load and "
+        "compile (inf3kit.llm.startup's stated rates), above SageMaker's 3600 s limit for the "
+        "startup health check. Fix: pre-compile it (`inf3kit llm compile`) and pass "
+        "model.weights.compiled, or set startup_timeout_seconds (at most 1 hour) if you "
+        "measured a faster start"
+    ]
+    compiled = text.replace("{s3: s3://models/llama-70b/}", (
+        "{s3: s3://models/llama-70b/, compiled: s3://models/llama-70b-tp16/}"
+    ))  # fmt: skip
+    parse_spec(compiled)

@@ -1,10 +1,11 @@
-"""The invariant between `inf3kit validate` and the LLM fleet construct: every LLM fleet spec
-that validates gives props (`LoadedSpec.llm_service`) that LlmFleet accepts.
+"""The invariant between `inf3kit validate` and the LLM constructs: every LLM endpoint spec that
+validates builds its stack, and every LLM fleet spec that validates gives props
+(`LoadedSpec.llm_service`) that LlmFleet accepts.
 
 Specs are generated around the fit check's and the layout's limits (model sizes from 1B to 70B,
 lengths, sequences, quantization, fixed or `auto` degrees, one or two instance types); a refusal
-by the construct is a validate bug. Until the spec's stacks build LLM fleets themselves, this
-checks the props the stacks will pass.
+by a construct is a validate bug. Until the spec's stacks build LLM fleets themselves, the
+fleet half checks the props the stacks will pass.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from hypothesis import strategies as st
 
 from inf3kit.constructs import LlmFleet
 from inf3kit.spec import SpecError, parse_spec
+from inf3kit.stacks import add_service
 
 SHAPES = [
     # Llama 3.2 1B-like, Llama 3.1 8B, Qwen2.5 14B (40 heads), Llama 3.1 70B
@@ -88,3 +90,35 @@ def test_every_llm_fleet_spec_that_validates_gives_props_the_construct_accepts(
         catalog=loaded.catalog,
         compatibility=loaded.compatibility,
     )
+
+
+ENDPOINT_TYPES = ["ml.inf2.xlarge", "ml.inf2.24xlarge", "ml.inf2.48xlarge", "ml.trn1.2xlarge",
+                  "ml.trn1.32xlarge", "ml.inf3.xlarge"]  # fmt: skip
+endpoint_specs = st.fixed_dictionaries(
+    {
+        "name": st.just("inv"),
+        "model": st.just({"engine": "vllm", "weights": {"s3": "s3://models-bucket/m/"}}),
+        "llm": llm_sections,
+        "endpoint": st.fixed_dictionaries(
+            {"instance_type": st.sampled_from(ENDPOINT_TYPES)},
+            optional={"instances": st.fixed_dictionaries({"min": st.integers(1, 2)})},
+        ),
+        "monitoring": st.just({"dashboard": False}),
+    }
+)
+
+
+@settings(
+    max_examples=15,  # valid specs only (assume): each builds the service stack
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
+@given(endpoint_specs)
+def test_every_llm_endpoint_spec_that_validates_builds_its_stack(data: dict[str, Any]) -> None:
+    try:
+        loaded = parse_spec(yaml.safe_dump(data))
+    except SpecError:
+        loaded = None
+    assume(loaded is not None)
+    assert loaded is not None
+    add_service(cdk.App(), loaded)  # a construct refusal raises ValueError here
