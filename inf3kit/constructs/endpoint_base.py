@@ -36,6 +36,9 @@ class EndpointBase(Construct):
     variant_name: str = VARIANT_NAME
     invocations_per_instance: int | None = None
     """The autoscaling target (invocations per instance per minute), None without autoscaling."""
+    concurrent_requests_per_model: int | None = None
+    """The autoscaling target when the endpoint scales on requests in flight per instance (an
+    LlmEndpoint), else None."""
 
     def grant_invoke(self, grantee: iam.IGrantable) -> iam.Grant:
         """Allow `sagemaker:InvokeEndpoint` on this endpoint's ARN, nothing else."""
@@ -80,6 +83,14 @@ class EndpointBase(Construct):
     def metric_invocation_4xx_errors(self, **options: Unpack[MetricOptions]) -> cloudwatch.Metric:
         """Requests the model answered with 4xx (Sum per period)."""
         return self.metric("Invocation4XXErrors", **options)
+
+    def metric_concurrent_requests_per_model(
+        self, **options: Unpack[MetricOptions]
+    ) -> cloudwatch.Metric:
+        """Requests in flight per instance, streams until their last token: an LLM endpoint's
+        scaling signal (Average per period; SageMaker emits it every 10 seconds)."""
+        options.setdefault("statistic", "Average")
+        return self.metric("ConcurrentRequestsPerModel", **options)
 
     def metric_model_latency(self, **options: Unpack[MetricOptions]) -> cloudwatch.Metric:
         """Time the container took to answer, in microseconds (p99 per period by default)."""

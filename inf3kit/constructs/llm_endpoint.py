@@ -11,7 +11,6 @@ fit check before anything is created.
 from __future__ import annotations
 
 import math
-from typing import Unpack
 
 from aws_cdk import Duration, Size, Token
 from aws_cdk import aws_cloudwatch as cloudwatch
@@ -29,7 +28,6 @@ from inf3kit.constructs.endpoint_access import (
     grant_model_prefix,
     vpc_config,
 )
-from inf3kit.constructs.endpoint_base import MetricOptions
 from inf3kit.constructs.endpoint_checks import (
     capacity_problems_of,
     deployment_problems,
@@ -258,18 +256,8 @@ class LlmEndpoint(ManagedEndpoint):
             scaling=scaling,
             scaling_target=target,
         )
-        self.concurrent_requests_per_model: int | None = (
-            target if self.scalable_target is not None else None
-        )
-        """The autoscaling target (requests in flight per instance), None without autoscaling."""
-
-    def metric_concurrent_requests_per_model(
-        self, **options: Unpack[MetricOptions]
-    ) -> cloudwatch.Metric:
-        """Requests in flight per instance, streams until their last token: the scaling signal
-        (Average per period; SageMaker emits it every 10 seconds)."""
-        options.setdefault("statistic", "Average")
-        return self.metric("ConcurrentRequestsPerModel", **options)
+        if self.scalable_target is not None:
+            self.concurrent_requests_per_model = target
 
     def _grant_weights(self) -> None:
         location = self.location

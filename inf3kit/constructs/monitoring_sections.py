@@ -82,11 +82,7 @@ def monitor_endpoint(
                 f"{name}: p99 model latency above "
                 f"{thresholds.latency_p99.to_human_string()} in 3 of the last 5 minutes",
             ),
-            mc.CustomMetricGroup(
-                title="Invocations per instance vs scaling target",
-                metrics=[endpoint.metric_invocations_per_instance(label="per instance")],
-                horizontal_annotations=_target_annotation(endpoint.invocations_per_instance),
-            ),
+            _scaling_group(endpoint),
             mc.CustomMetricGroup(
                 title="Instance utilisation (%)",
                 metrics=[
@@ -238,6 +234,22 @@ def _above(threshold: float, description: str) -> mc.CustomThreshold:
         comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
         treat_missing_data_override=cloudwatch.TreatMissingData.NOT_BREACHING,
         alarm_description_override=description,
+    )
+
+
+def _scaling_group(endpoint: MonitoredEndpoint) -> mc.CustomMetricGroup:
+    """The signal the endpoint scales on, against its target: requests in flight for an LLM
+    endpoint, else invocations per instance."""
+    if endpoint.concurrent_requests_per_model is not None:
+        return mc.CustomMetricGroup(
+            title="Requests in flight per instance vs scaling target",
+            metrics=[endpoint.metric_concurrent_requests_per_model(label="per instance")],
+            horizontal_annotations=_target_annotation(endpoint.concurrent_requests_per_model),
+        )
+    return mc.CustomMetricGroup(
+        title="Invocations per instance vs scaling target",
+        metrics=[endpoint.metric_invocations_per_instance(label="per instance")],
+        horizontal_annotations=_target_annotation(endpoint.invocations_per_instance),
     )
 
 

@@ -344,11 +344,10 @@ def test_grant_invoke_with_response_stream_allows_only_the_stream(s3_model) -> N
     )
 
 
-def test_is_a_monitored_endpoint_with_a_concurrency_metric(s3_model) -> None:
+def test_is_a_monitored_endpoint_whose_dashboard_draws_its_scaling_signal(s3_model) -> None:
     endpoint, template = s3_model
     monitored: MonitoredEndpoint = endpoint
-    assert monitored.variant_name == "AllTraffic"
-    template.resource_count_is("AWS::CloudWatch::Dashboard", 1)
+    assert monitored.concurrent_requests_per_model == 6
     metric = endpoint.metric_concurrent_requests_per_model()
     assert (metric.metric_name, metric.namespace, metric.statistic) == (
         "ConcurrentRequestsPerModel",
@@ -356,6 +355,16 @@ def test_is_a_monitored_endpoint_with_a_concurrency_metric(s3_model) -> None:
         "Average",
     )
     assert set(metric.dimensions) == {"EndpointName", "VariantName"}
+    (dashboard,) = template.find_resources("AWS::CloudWatch::Dashboard").values()
+    parts = dashboard["Properties"]["DashboardBody"]["Fn::Join"][1]
+    body = json.loads("".join(p if isinstance(p, str) else "<token>" for p in parts))
+    (widget,) = [
+        w["properties"]
+        for w in body["widgets"]
+        if w["properties"].get("title") == "Requests in flight per instance vs scaling target"
+    ]
+    assert widget["metrics"][0][:2] == ["AWS/SageMaker", "ConcurrentRequestsPerModel"]
+    assert [a["value"] for a in widget["annotations"]["horizontal"]] == [6]
 
 
 # --- validation: one exact message per rule ---------------------------------------------------
