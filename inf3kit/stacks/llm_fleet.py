@@ -18,8 +18,8 @@ def add_llm_fleet(stack: ServiceStack, fleet: FleetSpec) -> LlmFleet:
     """Add the vLLM fleet behind its load balancer and output the load balancer's DNS name.
 
     `tensor_parallel: auto` resolves to the smallest degree that fits every type and leaves a
-    server layout the load balancer can reach (inf3kit.llm.fleet_layout). The drain and startup
-    defaults of a runtime fleet (30 s, 20 min) are too short for LLM generations and loads, so
+    server layout the load balancer can reach (inf3kit.rules.llm_server_layout_problems). The
+    drain and startup defaults of a runtime fleet (30 s, 20 min) are too short for LLM generations and loads, so
     the construct's (120 s, 60 min) apply unless the spec sets them.
     """
     if stack.vpc is None:  # the service stack makes or looks up a VPC whenever a fleet exists
