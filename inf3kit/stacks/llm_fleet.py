@@ -19,8 +19,8 @@ def add_llm_fleet(stack: ServiceStack, fleet: FleetSpec) -> LlmFleet:
 
     `tensor_parallel: auto` resolves to the smallest degree that fits every type and leaves a
     server layout the load balancer can reach (inf3kit.rules.llm_server_layout_problems). The
-    drain and startup defaults of a runtime fleet (30 s, 20 min) are too short for LLM generations and loads, so
-    the construct's (120 s, 60 min) apply unless the spec sets them.
+    drain and startup defaults of a runtime fleet (30 s, 20 min) are too short for LLM
+    generations and loads, so the construct's (120 s, 60 min) apply unless the spec sets them.
     """
     if stack.vpc is None:  # the service stack makes or looks up a VPC whenever a fleet exists
         raise ValueError("fleet: no VPC. Fix: set `network.vpc` to 'new' or a VPC id")
