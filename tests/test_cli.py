@@ -24,8 +24,8 @@ def test_validate_shows_what_auto_resolved_for_an_llm_spec() -> None:
     result = runner.invoke(app, ["validate", str(EXAMPLES / "llm-fleet.yaml")])
     assert result.exit_code == 0, result.output
     assert (
-        "llm fleet: tensor_parallel 16; trn2.48xlarge: 4 per instance, each needs 173.9 of "
-        "345.6 GiB usable; engine vllm-neuron (pytorch-inference-vllm-neuronx:"
+        "llm fleet: tensor_parallel 16; trn2.48xlarge: 4 groups of 16 NeuronCores per instance, "
+        "each needs 173.9 of 345.6 GiB usable; engine vllm-neuron (pytorch-inference-vllm-neuronx:"
     ) in " ".join(result.output.split())
 
 

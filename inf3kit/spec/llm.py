@@ -354,16 +354,18 @@ def llm_summary_line(
     engine: tuple[str, EngineImage],
     catalog: Catalog,
 ) -> str:
-    """`fleet: tensor_parallel 16; trn2.48xlarge 4 per instance, 151.4 of 345.6 GiB; engine
-    vllm-neuron (repository:tag)`, for `inf3kit validate`."""
+    """`fleet: tensor_parallel 16; trn2.48xlarge: 4 groups of 16 NeuronCores per instance, each
+    needs 173.9 of 345.6 GiB usable; engine vllm-neuron (repository:tag)`, for validate."""
     degree = service.settings.tensor_parallel
     need = footprint(service.architecture, service.settings, degree)
     each = []
     for name in instance_types:
         cores = engine_cores(catalog.get(name))
+        groups = cores.count // degree
         each.append(
-            f"{name}: {cores.count // degree} per instance, each needs "
-            f"{need.total_bytes / GIB:.1f} of {usable_bytes(cores, degree) / GIB:.1f} GiB usable"
+            f"{name}: {groups} group{'s' if groups != 1 else ''} of {degree} NeuronCores per "
+            f"instance, each needs {need.total_bytes / GIB:.1f} of "
+            f"{usable_bytes(cores, degree) / GIB:.1f} GiB usable"
         )
     name, image = engine
     return (
