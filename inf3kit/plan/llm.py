@@ -212,7 +212,7 @@ def llm_rows_json(rows: Sequence[LlmRow]) -> list[dict[str, Any]]:
 
 
 def llm_table(rows: Sequence[LlmRow]) -> Table:
-    table = Table(title="LLM cost per million output tokens (one engine server per group)")
+    table = Table(title="LLM cost per million output tokens")
     for name in ("type", "TP", "groups", "tokens/s/inst", "basis", "$/h", "$/M out"):
         table.add_column(name, justify="left" if name in ("type", "basis") else "right")
     for r in rows:
