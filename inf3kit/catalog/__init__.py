@@ -2,9 +2,13 @@
 
 from inf3kit.catalog.compatibility import (
     Compatibility,
+    CompiledVariant,
     FamilySupport,
+    NeuronRelease,
+    ReleaseCheck,
     ServingImage,
     load_compatibility,
+    version_key,
 )
 from inf3kit.catalog.engines import EngineImage, EngineSupport
 from inf3kit.catalog.hardware import (
@@ -23,12 +27,16 @@ __all__ = [
     "Catalog",
     "CatalogError",
     "Compatibility",
+    "CompiledVariant",
     "EngineImage",
     "EngineSupport",
     "FamilySupport",
     "InstanceType",
+    "NeuronRelease",
+    "ReleaseCheck",
     "ServingImage",
     "family_of",
     "load_catalog",
     "load_compatibility",
+    "version_key",
 ]

@@ -11,7 +11,7 @@ from rich.table import Table
 from inf3kit.spec import SpecError
 
 if TYPE_CHECKING:
-    pass
+    from inf3kit.runtime.manifest import Manifest
 
 from inf3kit.cli.shared import (
     SpecArg,
@@ -113,6 +113,37 @@ def bundle(
     for v in manifest.variants:
         table.add_row("variant", v.target, v.file, str(v.batch_size), v.sha256[:16] + "...")
     console.print(table)
+    _print_servers(manifest)
+
+
+def _print_servers(manifest: Manifest) -> None:
+    """Which serving images and fleet Neuron SDKs can load each Neuron variant (the same rule
+    synthesis applies)."""
+    from inf3kit.catalog import CompiledVariant, load_compatibility
+
+    compat = load_compatibility()
+    for v in manifest.variants:
+        if not v.is_neuron:
+            continue
+        variant = CompiledVariant.of(v.target, v.compiler.version, v.batch_size, v.file)
+        compiled = compat.compiled_release(variant.compiler)
+        if compiled is None:
+            console.print(
+                f"{variant.label}: compiler {v.compiler.version!r} is in no Neuron release of "
+                "the compatibility matrix, so synthesis refuses it; recompile with a listed "
+                "release, or add this one under compatibility.neuron_releases",
+                markup=False,
+                soft_wrap=True,
+            )
+            continue
+        images, releases = compat.servers(variant)
+        fleets = f"neuron_sdk {releases[0]} or later" if releases else "none listed"
+        console.print(
+            f"{variant.label}: compiled with Neuron {compiled}; endpoint images: "
+            f"{', '.join(images) or 'none listed'}; fleets: {fleets}",
+            markup=False,
+            soft_wrap=True,
+        )
 
 
 @app.command(rich_help_panel=PANEL)

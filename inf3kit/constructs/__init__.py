@@ -4,11 +4,7 @@ from inf3kit._node import use_wheel_node
 
 use_wheel_node()
 
-from inf3kit.constructs.ami_pipeline import (  # noqa: E402
-    DEFAULT_NEURON_SDK,
-    NEURON_RELEASES,
-    NeuronAmiPipeline,
-)
+from inf3kit.constructs.ami_pipeline import NeuronAmiPipeline  # noqa: E402
 from inf3kit.constructs.bundle import ModelBundle  # noqa: E402
 from inf3kit.constructs.endpoint_access import DataCapture, ModelData  # noqa: E402
 from inf3kit.constructs.endpoint_base import EndpointBase, MetricOptions  # noqa: E402
@@ -45,11 +41,9 @@ from inf3kit.constructs.service_monitoring import ServiceMonitoring  # noqa: E40
 from inf3kit.constructs.validation import ConstructError  # noqa: E402
 
 __all__ = [
-    "DEFAULT_NEURON_SDK",
     "LLM_METRIC_NAMESPACE",
     "NEURONCORE_UTILIZATION_METRIC",
     "NEURON_METRIC_NAMESPACE",
-    "NEURON_RELEASES",
     "NO_FALLBACK_WARNING_ID",
     "PROVISIONAL_WARNING_ID",
     "REQUESTS_WAITING_METRIC",

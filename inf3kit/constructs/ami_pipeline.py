@@ -7,7 +7,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from aws_cdk import Aws, Duration, Names, Size, Token
+from aws_cdk import Annotations, Aws, Duration, Names, Size, Token
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_imagebuilder as imagebuilder
@@ -39,26 +39,13 @@ from inf3kit.constructs.kms_policies import allow_ebs_in_this_account
 from inf3kit.constructs.neuron_ami import PipelineImage
 from inf3kit.constructs.runtime_install import (
     NEURON_PIP_INDEX,
+    RELEASE_WARNING_ID,
     RuntimeWheel,
     default_runtime_requirements,
 )
 from inf3kit.constructs.runtime_wheel import IndexInstall, resolve_runtime_wheel
 from inf3kit.constructs.validation import raise_if_problems
 from inf3kit.rules import IMAGE_BUILD_SCHEDULE, cron_problems
-
-DEFAULT_NEURON_SDK = "2.27.1"
-"""The Neuron release baked by default: the first that the matrix accepts for every family."""
-
-NEURON_RELEASES: Mapping[str, Mapping[str, str]] = {
-    # Neuron SDK "Release Content" page, Neuron 2.27.1 (01/14/2026).
-    "2.27.1": {
-        "aws-neuronx-dkms": "2.25.4.0",
-        "aws-neuronx-runtime-lib": "2.29.40.0",
-        "aws-neuronx-collectives": "2.29.41.0",
-        "aws-neuronx-tools": "2.27.33.0",
-    },
-}
-"""Driver, runtime and tools package versions of each Neuron release inf3kit knows."""
 
 DEFAULT_SCHEDULE = IMAGE_BUILD_SCHEDULE
 """Weekly, Monday 04:00 UTC: picks up the latest DLAMI (OS and security fixes) every week."""
@@ -88,7 +75,7 @@ class NeuronAmiPipeline(Construct):
         build_instance_type: str = "inf2.xlarge",
         parent_image: str | None = None,
         parameter_name: str | None = None,
-        neuron_sdk: str = DEFAULT_NEURON_SDK,
+        neuron_sdk: str | None = None,
         neuron_packages: Mapping[str, str] | None = None,
         runtime_requirements: Sequence[str] | None = None,
         pip_extra_index_url: str | None = NEURON_PIP_INDEX,
@@ -116,13 +103,16 @@ class NeuronAmiPipeline(Construct):
         :param parameter_name: the SSM parameter the AMI id is published to (data type
             `aws:ec2:image`; Image Builder creates it on the first distribution). Default:
             `/inf3kit/ami/<unique name of this construct>`.
-        :param neuron_sdk: the Neuron release whose packages are pinned. Default: 2.27.1
-            (driver aws-neuronx-dkms 2.25.4.0, runtime-lib 2.29.40.0, collectives 2.29.41.0,
-            tools 2.27.33.0).
+        :param neuron_sdk: the Neuron release whose packages are pinned, a release of the
+            compatibility matrix (`neuron_releases`). Default: the release the matrix names for
+            the types' families (the one a fleet on the DLAMI installs at boot), e.g. 2.27.1:
+            driver aws-neuronx-dkms 2.25.4.0, runtime-lib 2.29.40.0, collectives 2.29.41.0,
+            tools 2.27.33.0; torch-neuronx 2.9.0.2.11.19912, neuronx-cc 2.22.12471.0, torch 2.9.0.
         :param neuron_packages: apt package -> version to pin instead of the release's.
-            Default: the packages of `neuron_sdk` (required for a release inf3kit does not know).
+            Default: the release's driver, runtime, collectives and tools.
         :param runtime_requirements: what pip installs into /opt/inf3kit/venv. Default:
-            `inf3kit[serve]` at this library's version, plus `torch-neuronx`.
+            `inf3kit[serve]` at this library's version, plus the release's torch-neuronx,
+            neuronx-cc and torch at their exact versions.
         :param pip_extra_index_url: Default: the AWS Neuron pip repository; None uses PyPI only.
         :param runtime_wheel: install inf3kit from this wheel in S3 (the build instance may read
             that object only). Default: this inf3kit's own wheel, built at synthesis and
@@ -165,12 +155,19 @@ class NeuronAmiPipeline(Construct):
         raise_if_problems("NeuronAmiPipeline", self, problems)
         if not Token.is_unresolved(build_instance_type):
             warn_if_provisional(self, catalog.get(build_instance_type))
-        packages = dict(neuron_packages or NEURON_RELEASES[neuron_sdk])
+        check = matrix.check_release(_types(instance_types, build_instance_type), neuron_sdk)
+        for warning in check.warnings:
+            Annotations.of(self).add_warning_v2(RELEASE_WARNING_ID, warning)
+        assert check.version is not None  # _validate reported every way it can be None
+        neuron_sdk = check.version
+        release = matrix.release(neuron_sdk)
+        packages = dict(neuron_packages or release.apt)
         requirements = (
             tuple(runtime_requirements)
             if runtime_requirements is not None
-            else default_runtime_requirements()
+            else default_runtime_requirements(release)
         )
+        self.neuron_sdk: str = neuron_sdk
         self.neuron_packages: Mapping[str, str] = packages
         known = [t for t in instance_types if not Token.is_unresolved(t)]
         self.parent_image: str = parent_image or "ssm:" + matrix.dlami_parameter(
@@ -341,7 +338,7 @@ def _validate(
     build_instance_type: str,
     parent_image: str | None,
     parameter_name: str | None,
-    neuron_sdk: str,
+    neuron_sdk: str | None,
     neuron_packages: Mapping[str, str] | None,
     schedule: str | None,
     test_timeout: Duration,
@@ -372,47 +369,43 @@ def _validate(
             f"build_instance_type: {p} (the image tests need a Neuron device)" for p in found
         ]
         build_ok = not found
-    if not _SEMVER.match(neuron_sdk):
-        problems.append(
-            f"neuron_sdk {neuron_sdk!r} is not a release number. Fix: e.g. {DEFAULT_NEURON_SDK!r}"
-        )
-    elif neuron_packages is None and neuron_sdk not in NEURON_RELEASES:
-        problems.append(
-            f"neuron_sdk {neuron_sdk!r} has no known package versions (known: "
-            f"{', '.join(sorted(NEURON_RELEASES))}). Fix: pass neuron_packages= with the "
-            "versions from that release's 'Release Content' page, or use a known release"
-        )
-    else:
-        families = {family_of(t): t for t in [*known, *([build_instance_type] * build_ok)]}
-        for family, example in sorted(families.items()):
-            try:
-                support = matrix.family(example)
-            except ValueError as exc:
-                problems.append(str(exc))
-                continue
-            minimum = support.min_neuron_sdk
-            if _release(minimum)[0] != _release(neuron_sdk)[0]:
-                problems.append(
-                    f"{family} needs Neuron {minimum.split('.')[0]}.x ({support.sdk_line}), but "
-                    f"neuron_sdk is {neuron_sdk!r}. Fix: boot {family} from its DLAMI "
-                    "(NeuronAmi) instead of a baked image, or drop it"
-                )
-            elif _release(neuron_sdk) < _release(minimum):
-                problems.append(
-                    f"neuron_sdk {neuron_sdk!r} does not support {family} (it needs at least "
-                    f"{minimum}). Fix: pin a release >= {minimum}, or drop {family}"
-                )
-        if parent_image is None:
-            dlamis: dict[str, list[str]] = {}
-            for t in families.values():
-                with contextlib.suppress(ValueError):  # reported above
-                    dlamis.setdefault(matrix.dlami_parameter(t), []).append(t)
-            if len(dlamis) > 1:
-                groups = "; ".join(f"{', '.join(ts)} -> {p}" for p, ts in dlamis.items())
-                problems.append(
-                    f"instance types and build_instance_type need different DLAMIs ({groups}), "
-                    "but one image is baked. Fix: one pipeline per DLAMI, or give parent_image"
-                )
+    families = {family_of(t): t for t in [*known, *([build_instance_type] * build_ok)]}
+    generation = []
+    for family, example in sorted(families.items()):
+        try:
+            support = matrix.family(example)
+        except ValueError as exc:
+            problems.append(str(exc))
+            continue
+        major = support.min_neuron_sdk.split(".")[0]
+        if major != "2":
+            generation.append(
+                f"{family} needs Neuron {major}.x ({support.sdk_line}), but the image bakes a "
+                f"Neuron 2.x release. Fix: boot {family} from its DLAMI (NeuronAmi) instead of "
+                "a baked image, or drop it"
+            )
+    problems += generation
+    if neuron_sdk is not None and not _SEMVER.match(neuron_sdk):
+        problems.append(f"neuron_sdk {neuron_sdk!r} is not a release number. Fix: e.g. '2.27.1'")
+    elif not generation:
+        check = matrix.check_release(list(families.values()), neuron_sdk)
+        problems += check.problems
+        if check.version is None and not check.problems:
+            problems.append(
+                "neuron_sdk is unset and no instance type is known at synthesis, so the matrix "
+                "cannot name the release to bake. Fix: pass neuron_sdk=, e.g. '2.27.1'"
+            )
+    if parent_image is None:
+        dlamis: dict[str, list[str]] = {}
+        for t in families.values():
+            with contextlib.suppress(ValueError):  # reported above
+                dlamis.setdefault(matrix.dlami_parameter(t), []).append(t)
+        if len(dlamis) > 1:
+            groups = "; ".join(f"{', '.join(ts)} -> {p}" for p, ts in dlamis.items())
+            problems.append(
+                f"instance types and build_instance_type need different DLAMIs ({groups}), "
+                "but one image is baked. Fix: one pipeline per DLAMI, or give parent_image"
+            )
     if neuron_packages is not None:
         bad = sorted(n for n in neuron_packages if not n.startswith("aws-neuronx-"))
         if bad:
@@ -451,5 +444,6 @@ def _validate(
     return problems
 
 
-def _release(version: str) -> tuple[int, ...]:
-    return tuple(int(p) for p in re.findall(r"\d+", version))
+def _types(instance_types: Sequence[str], build_instance_type: str) -> list[str]:
+    """The resolved types the image boots and builds on, whose release it bakes."""
+    return [t for t in [*instance_types, build_instance_type] if not Token.is_unresolved(t)]

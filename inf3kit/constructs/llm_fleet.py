@@ -448,7 +448,7 @@ class LlmFleet(FleetBase):
             signal_failure=signal_command(self, "FAILURE"),
         )
         # inf3kit is only the metrics publisher here: no torch-neuronx, no Neuron pip index.
-        requirements = default_runtime_requirements()[:1]
+        requirements = default_runtime_requirements(None)  # no Neuron release: inf3kit only
         self.launch_template.user_data.add_commands(  # type: ignore[union-attr]
             failure_trap(self),
             "set -euo pipefail",

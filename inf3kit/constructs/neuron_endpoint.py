@@ -13,6 +13,7 @@ capture), endpoint_base (invoke grant and metrics, shared with imported endpoint
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from aws_cdk import Duration, Size, Token
@@ -22,7 +23,13 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from inf3kit.catalog import Catalog, Compatibility, load_catalog, load_compatibility
+from inf3kit.catalog import (
+    Catalog,
+    Compatibility,
+    CompiledVariant,
+    load_catalog,
+    load_compatibility,
+)
 from inf3kit.constructs.endpoint_access import (
     DataCapture,
     ModelDataSource,
@@ -74,6 +81,7 @@ class NeuronEndpoint(ManagedEndpoint):
         instance_type: str,
         model_data: ModelDataSource,
         image: EndpointImage | None = None,
+        bundle_variants: Sequence[CompiledVariant] = (),
         endpoint_name: str | None = None,
         environment: dict[str, str] | None = None,
         runtime: RuntimeSettings | None = None,
@@ -105,6 +113,11 @@ class NeuronEndpoint(ManagedEndpoint):
             may read that object only.
         :param image: Default: inf3kit's runtime image, built as a Docker image asset FROM the
             PyTorch Neuron inference DLC the compatibility matrix names (needs Docker at deploy).
+        :param bundle_variants: the bundle's compiled variants (from its manifest). Each Neuron
+            variant for this instance family must come from a Neuron release no newer than the
+            image's, and from a compiler the matrix knows; otherwise synthesis fails with the
+            fix. Default: none, unchecked (the stacks pass a local bundle's variants; an s3://
+            bundle, or an image URI whose SDK the matrix does not know, is not checked).
         :param endpoint_name: Default: a unique name derived from the construct path.
         :param environment: extra container variables; they win over `runtime`.
         :param runtime: batching, queue, deadline and body limit of the inf3kit runtime, set as
@@ -174,6 +187,18 @@ class NeuronEndpoint(ManagedEndpoint):
             endpoint_name=endpoint_name,
             runtime=runtime,
         )
+        if not problems and not Token.is_unresolved(instance_type):
+            problems += [
+                f"bundle_variants: {p}"
+                for p in compat.serving_problems(
+                    bundle_variants,
+                    instance_type=instance_type,
+                    serving=f"image {image.name!r}",
+                    serving_sdk=compat.image_sdk(image.catalog_name)
+                    if image.catalog_name
+                    else None,
+                )
+            ]
         raise_if_problems("NeuronEndpoint", self, problems)
 
         if not Token.is_unresolved(instance_type):

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import jsii
-from aws_cdk import Duration, Size
+from aws_cdk import Annotations, Duration, Size, Token
 from aws_cdk import aws_certificatemanager as acm
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
@@ -17,7 +17,14 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from inf3kit.catalog import Catalog, Compatibility, load_catalog, load_compatibility
+from inf3kit.catalog import (
+    Catalog,
+    Compatibility,
+    CompiledVariant,
+    family_of,
+    load_catalog,
+    load_compatibility,
+)
 from inf3kit.constructs.fleet_checks import group_problems, instance_type_problems
 from inf3kit.constructs.fleet_group import (
     acknowledge_findings,
@@ -42,6 +49,7 @@ from inf3kit.constructs.kms_policies import allow_ebs_in_this_account, allow_log
 from inf3kit.constructs.neuron_ami import NeuronAmi
 from inf3kit.constructs.runtime_install import (
     NEURON_PIP_INDEX,
+    RELEASE_WARNING_ID,
     RuntimeWheel,
     default_runtime_requirements,
 )
@@ -73,6 +81,7 @@ class NeuronFleet(FleetBase):
         instance_types: Sequence[str],
         bundle_bucket: s3.IBucket,
         bundle_key: str,
+        bundle_variants: Sequence[CompiledVariant] = (),
         min_capacity: int = 1,
         max_capacity: int = 2,
         desired_capacity: int | None = None,
@@ -80,6 +89,7 @@ class NeuronFleet(FleetBase):
         port: int = 8080,
         runtime: RuntimeSettings | None = None,
         extra_environment: Mapping[str, str] | None = None,
+        neuron_sdk: str | None = None,
         runtime_requirements: Sequence[str] | None = None,
         pip_extra_index_url: str | None = NEURON_PIP_INDEX,
         runtime_wheel: RuntimeWheel | IndexInstall | None = None,
@@ -109,6 +119,10 @@ class NeuronFleet(FleetBase):
             the rest are capacity fallback (on-demand allocation strategy `prioritized`).
         :param bundle_bucket: holds the bundle archive; instances may read only `bundle_key`.
         :param bundle_key: the object key of the bundle `.tar.gz`.
+        :param bundle_variants: the bundle's compiled variants (from its manifest). Each Neuron
+            variant for one of the types' families must come from a Neuron release no newer
+            than `neuron_sdk`, and from a compiler the matrix knows; otherwise synthesis fails
+            with the fix. Default: none, unchecked (the stacks pass a local bundle's variants).
         :param min_capacity: Default: 1 instance.
         :param max_capacity: Default: 2 instances.
         :param desired_capacity: Default: unset, so the group starts at `min_capacity` and
@@ -121,8 +135,15 @@ class NeuronFleet(FleetBase):
         :param extra_environment: more server variables: NEURON_* (Neuron runtime) and the
             INF3KIT_* settings without a typed prop, such as INF3KIT_LOG_LEVEL
             (docs/runtime.md). Default: none.
+        :param neuron_sdk: the Neuron release the instances run, a release of the compatibility
+            matrix (`neuron_releases`): boot installs its torch-neuronx, neuronx-cc and torch at
+            their exact versions, and bundles are checked against it. Default: the release the
+            matrix names for the types' families (they must agree); a family no release lists
+            yet (inf3) is refused alone and warned about beside a known one. With a baked AMI,
+            pass the pipeline's `neuron_sdk`.
         :param runtime_requirements: what pip installs on boot. Default: `inf3kit[serve]` at
-            this library's version, plus `torch-neuronx`.
+            this library's version, plus the `neuron_sdk` release's torch-neuronx, neuronx-cc
+            and torch, pinned.
         :param pip_extra_index_url: extra pip index. Default: the AWS Neuron repository (for
             torch-neuronx); None uses PyPI only.
         :param runtime_wheel: `RuntimeWheel(bucket, key, wheel_name)`: install inf3kit from this
@@ -181,10 +202,11 @@ class NeuronFleet(FleetBase):
         drain = drain or Duration.seconds(30)
         startup_timeout = startup_timeout or Duration.minutes(20)
         runtime = runtime or RuntimeSettings()
-        requirements = (
-            tuple(runtime_requirements)
-            if runtime_requirements is not None
-            else default_runtime_requirements()
+        release_check = compatibility.check_release(
+            []
+            if isinstance(instance_types, str)
+            else [t for t in instance_types if not Token.is_unresolved(t)],
+            neuron_sdk,
         )
         problems = _validate(
             instance_types=instance_types,
@@ -207,7 +229,30 @@ class NeuronFleet(FleetBase):
             catalog=catalog,
             compatibility=compatibility,
         )
-        raise_if_problems("NeuronFleet", self, problems)
+        if release_check.version is not None and not isinstance(instance_types, str):
+            known = [t for t in instance_types if not Token.is_unresolved(t)]
+            for family, name in {family_of(t): t for t in reversed(known)}.items():
+                problems += [
+                    f"bundle_variants: {p}"
+                    for p in compatibility.serving_problems(
+                        bundle_variants,
+                        instance_type=name,
+                        serving=f"the fleet's {family} instances",
+                        serving_sdk=release_check.version,
+                    )
+                ]
+        raise_if_problems("NeuronFleet", self, [*problems, *release_check.problems])
+        for warning in release_check.warnings:
+            Annotations.of(self).add_warning_v2(RELEASE_WARNING_ID, warning)
+        self.neuron_sdk: str | None = release_check.version
+        """The Neuron release the instances install (None: only unresolved types)."""
+        requirements = (
+            tuple(runtime_requirements)
+            if runtime_requirements is not None
+            else default_runtime_requirements(
+                compatibility.release(self.neuron_sdk) if self.neuron_sdk else None
+            )
+        )
         types = list(instance_types)
         self.instance_types: tuple[str, ...] = tuple(types)
         warn_about_capacity(self, types, catalog)

@@ -9,20 +9,28 @@ from importlib.metadata import PackageNotFoundError, version
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 
+from inf3kit.catalog import NeuronRelease
+
 NEURON_PIP_INDEX = "https://pip.repos.neuron.amazonaws.com"
 INSTALL_DIR = "/opt/inf3kit"
+RELEASE_WARNING_ID = "inf3kit:neuronRelease"
+"""Annotation id of the warning that a family's Neuron release is unverified (inf3)."""
 
 
-def default_runtime_requirements() -> tuple[str, ...]:
-    """`inf3kit[serve]` pinned to this library's version, and `torch-neuronx`.
+def default_runtime_requirements(release: NeuronRelease | None) -> tuple[str, ...]:
+    """`inf3kit[serve]` pinned to this library's version, and the Neuron release's exact
+    torch-neuronx, neuronx-cc and torch.
 
-    Pinning keeps the runtime on instances in step with the constructs that configure it.
+    Pinning keeps the runtime on instances in step with the constructs that configure it, and
+    the Neuron stack on the release the compatibility matrix names (the one bundles are checked
+    against), not whatever the index has that day. None: no release (the caller refused or
+    warned already), so only inf3kit.
     """
     try:
         pinned = f"inf3kit[serve]=={version('inf3kit')}"
     except PackageNotFoundError:  # a source tree without installation
         pinned = "inf3kit[serve]"
-    return (pinned, "torch-neuronx")
+    return (pinned, *(release.requirements() if release else ()))
 
 
 @dataclass(frozen=True)

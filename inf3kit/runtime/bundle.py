@@ -17,7 +17,13 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
-from inf3kit.runtime.manifest import MANIFEST_NAME, Manifest, ManifestError, read_manifest
+from inf3kit.runtime.manifest import (
+    MANIFEST_NAME,
+    Manifest,
+    ManifestError,
+    parse_manifest,
+    read_manifest,
+)
 
 _CHUNK = 1 << 20
 
@@ -153,6 +159,33 @@ def open_bundle(
     except BaseException:
         shutil.rmtree(root, ignore_errors=True)
         raise
+
+
+def peek_manifest(path: str | Path) -> Manifest:
+    """The manifest of a bundle directory or archive, without unpacking the archive.
+
+    Synthesis reads it to check the compiled variants against what will serve them; the model
+    files are never read or extracted.
+    """
+    source = Path(path)
+    if not source.is_file():
+        return read_manifest(source)
+    try:
+        with tarfile.open(source, mode="r:*") as tar:
+            # `inf3kit bundle` packs the manifest before the model files: stop at it.
+            for member in tar:
+                if member.name.removeprefix("./") == MANIFEST_NAME and member.isfile():
+                    data = tar.extractfile(member)
+                    assert data is not None  # a regular file member always has data
+                    return parse_manifest(data.read(), f"{source}:{MANIFEST_NAME}")
+            raise KeyError(MANIFEST_NAME)
+    except KeyError:
+        raise ManifestError(
+            f"{source}: no {MANIFEST_NAME} at the archive's root; pack the bundle with "
+            "`inf3kit bundle`"
+        ) from None
+    except (tarfile.TarError, OSError) as exc:
+        raise ManifestError(f"{source}: not a readable .tar.gz bundle ({exc})") from None
 
 
 def verify_bundle(bundle: Bundle) -> None:

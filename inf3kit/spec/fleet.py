@@ -44,7 +44,8 @@ class AmiSource(StrictModel):
     source: Literal["dlami", "pipeline", "id"] = "dlami"
     id: str | None = Field(None, pattern=r"^ami-[0-9a-f]{8,17}$")
     neuron_sdk: str | None = Field(None, pattern=r"^\d+\.\d+\.\d+$")
-    """pipeline only: the Neuron release to pin; None uses the pipeline's default."""
+    """The Neuron release boot installs (and the pipeline bakes); None: the matrix's release
+    for the instance types' families."""
     schedule: str | None = None
     """pipeline only: an Image Builder cron expression or `manual`; None is weekly."""
 
@@ -66,13 +67,10 @@ class AmiSource(StrictModel):
                 f"`id` is only read with source 'id', but source is {self.source!r}. "
                 "Fix: set `source: id`, or remove `id`"
             )
-        pipeline_only = [f for f in ("neuron_sdk", "schedule") if getattr(self, f) is not None]
-        if self.source != "pipeline" and pipeline_only:
-            names = " and ".join(f"`{f}`" for f in pipeline_only)
+        if self.source != "pipeline" and self.schedule is not None:
             raise ValueError(
-                f"{names} {'is' if len(pipeline_only) == 1 else 'are'} only read with source "
-                f"'pipeline', but source is {self.source!r}. Fix: set `source: pipeline`, or "
-                f"remove {names}"
+                f"`schedule` is only read with source 'pipeline', but source is "
+                f"{self.source!r}. Fix: set `source: pipeline`, or remove `schedule`"
             )
         return self
 
@@ -125,6 +123,12 @@ class FleetSpec(StrictModel):
         if llm is not None:
             raise_problems(fleet_problems(llm, value, catalog_from(info), compatibility_from(info)))
         return value
+
+    @model_validator(mode="after")
+    def _one_neuron_release(self, info: ValidationInfo) -> FleetSpec:
+        check = compatibility_from(info).check_release(self.instance_types, self.ami.neuron_sdk)
+        raise_problems(check.problems)
+        return self
 
     @model_validator(mode="after")
     def _warm_pool_allowed(self) -> FleetSpec:

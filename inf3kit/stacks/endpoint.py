@@ -34,6 +34,7 @@ def add_endpoint(stack: ServiceStack, endpoint: EndpointSpec) -> NeuronEndpoint:
         "Endpoint",
         instance_type=endpoint.instance_type,
         model_data=stack.bundle,
+        bundle_variants=stack.bundle_variants,
         image=image_of(endpoint.image),
         runtime=runtime_settings(stack.loaded.spec.serving),
         scaling=EndpointScaling(

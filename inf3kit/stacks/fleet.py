@@ -34,10 +34,12 @@ def add_fleet(stack: ServiceStack, fleet: FleetSpec) -> NeuronFleet:
         instance_types=fleet.instance_types,
         bundle_bucket=stack.bundle.bucket,
         bundle_key=stack.bundle.object_key,
+        bundle_variants=stack.bundle_variants,
         min_capacity=fleet.capacity.min,
         max_capacity=fleet.capacity.max,
         desired_capacity=fleet.capacity.desired,
         machine_image=_machine_image(stack, fleet),
+        neuron_sdk=fleet.ami.neuron_sdk,
         port=serving.port,
         runtime=runtime_settings(serving),
         spot_percent=fleet.spot_percent,
@@ -93,6 +95,7 @@ def _machine_image(stack: ServiceStack, fleet: FleetSpec) -> ec2.IMachineImage |
             key=stack.artifacts.key,
             logs_bucket=stack.artifacts.bucket,
             catalog=stack.loaded.catalog,
+            compatibility=stack.loaded.compatibility,
             **options,  # type: ignore[arg-type]
         )
         return NeuronAmi.from_pipeline(pipeline)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from aws_cdk import CfnOutput, Environment, Stack, Tags
 from aws_cdk import aws_ec2 as ec2
 from constructs import Construct
 
+from inf3kit.catalog import CompiledVariant
 from inf3kit.constructs import (
     LlmEndpoint,
     LlmFleet,
@@ -15,12 +18,23 @@ from inf3kit.constructs import (
     NeuronFleet,
     ServiceNetwork,
 )
+from inf3kit.runtime.bundle import peek_manifest
 from inf3kit.spec import LoadedSpec
 from inf3kit.stacks.endpoint import add_endpoint
 from inf3kit.stacks.fleet import add_fleet
 from inf3kit.stacks.llm_endpoint import add_llm_endpoint
 from inf3kit.stacks.llm_fleet import add_llm_fleet
 from inf3kit.stacks.monitoring import add_monitoring
+
+
+def neuron_variants(path: Path) -> tuple[CompiledVariant, ...]:
+    """The Neuron variants of a local bundle, read from its manifest (the files stay packed)."""
+    manifest = peek_manifest(path)
+    return tuple(
+        CompiledVariant.of(v.target, v.compiler.version, v.batch_size, v.file)
+        for v in manifest.variants
+        if v.is_neuron
+    )
 
 
 class ServiceStack(Stack):
@@ -53,12 +67,17 @@ class ServiceStack(Stack):
         bundle = spec.model.bundle
         self.bundle: ModelBundle | None = None
         """The runtime's model bundle; None for an LLM (`model.engine: vllm` loads weights)."""
+        self.bundle_variants: tuple[CompiledVariant, ...] = ()
+        """A local bundle's Neuron variants, checked against what serves them; an s3:// bundle
+        is not read at synthesis (`inf3kit preflight` verifies it)."""
         if bundle is not None:
             self.bundle = (
                 ModelBundle(self, "Bundle", s3_uri=bundle)
                 if spec.model.is_s3
                 else ModelBundle(self, "Bundle", path=loaded.resolve(bundle))
             )
+            if not spec.model.is_s3:
+                self.bundle_variants = neuron_variants(loaded.resolve(bundle))
         self.vpc: ec2.IVpc | None = None
         if spec.network.creates_vpc:
             self.vpc = ServiceNetwork(

@@ -73,7 +73,8 @@ families:
       inf9.xlarge: {chips: 1, vcpu: 4, memory_gib: 16, network: "10 Gbps", price: 0.1}
 compatibility:
   families:
-    inf9: {min_neuron_sdk: "3.0", sdk_line: x, dlami_ssm_parameter: /p, source: mine}
+    inf9: {min_neuron_sdk: "2.28.0", neuron_sdk: "2.28.1", sdk_line: x, dlami_ssm_parameter: /p,
+           source: mine}
 """
 
 
@@ -85,7 +86,7 @@ def test_override_file_changes_numbers_and_adds_families(tmp_path: Path) -> None
     assert (inf3.status, inf3.neuron_cores, inf3.price_usd_per_hour) == ("ga", 4, 0.5)
     assert inf3.vcpu == 4  # untouched numbers keep the shipped values
     assert catalog.get("inf9.xlarge").accelerator_memory_gib == 48
-    assert load_compatibility(path).family("inf9.xlarge").min_neuron_sdk == "3.0"
+    assert load_compatibility(path).family("inf9.xlarge").neuron_sdk == "2.28.1"
 
 
 def test_override_by_environment_variable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -218,10 +218,14 @@ def test_build_component_pins_neuron_packages_and_installs_the_runtime(
     for name, ver in PINS.items():
         assert f"'{name}={ver}*'" in data
     assert "apt-mark hold aws-neuronx-dkms aws-neuronx-runtime-lib" in data
-    # inf3kit from the wheel the stack ships (it is on no public index), torch-neuronx from AWS.
+    # inf3kit from the wheel the stack ships (it is on no public index), and the Neuron 2.27.1
+    # compiler and framework at the release's exact versions from AWS's index.
     wheel = f"/opt/inf3kit/wheels/inf3kit-{__version__}-py3-none-any.whl"
     assert "source: s3://<ref>" in data and f"destination: {wheel}" in data
-    assert f"--extra-index-url https://pip.repos.neuron.amazonaws.com '{wheel}[serve]'" in data
+    assert (
+        f"--extra-index-url https://pip.repos.neuron.amazonaws.com '{wheel}[serve]' "
+        "'torch-neuronx==2.9.0.2.11.19912' 'neuronx-cc==2.22.12471.0' 'torch==2.9.0'"
+    ) in data
     assert "'inf3kit[serve]" not in data
 
 
@@ -439,8 +443,8 @@ def test_fails_when_every_prop_is_wrong_at_once() -> None:
         "baseline; inf3kit deploys to Neuron types. Fix: use an inf*/trn* type, e.g. "
         "'inf2.xlarge' (the image tests need a Neuron device)",
         "inf1 needs Neuron 1.x (Neuron 1.x (torch-neuron); "
-        "Neuron 2.x does not target Inferentia1), but neuron_sdk is '2.27.1'. Fix: boot inf1 "
-        "from its DLAMI (NeuronAmi) instead of a baked image, or drop it",
+        "Neuron 2.x does not target Inferentia1), but the image bakes a Neuron 2.x release. "
+        "Fix: boot inf1 from its DLAMI (NeuronAmi) instead of a baked image, or drop it",
         "parent_image 'ubuntu' is not an AMI id, an Image Builder image ARN or an SSM "
         "parameter. Fix: e.g. 'ami-0123456789abcdef0' or "
         "'ssm:/aws/service/neuron/dlami/base/ubuntu-24.04/latest/image_id'",
@@ -456,13 +460,24 @@ def test_fails_when_every_prop_is_wrong_at_once() -> None:
 def test_fails_when_the_neuron_release_is_unknown() -> None:
     stack = cdk.Stack(cdk.App(), "Sdk")
     with pytest.raises(ValueError) as info:
-        NeuronAmiPipeline(stack, "Pipeline", neuron_sdk="2.30.0")
+        NeuronAmiPipeline(stack, "Pipeline", neuron_sdk="2.20.0")
     assert str(info.value) == (
         "NeuronAmiPipeline Pipeline: 1 problem\n"
-        "  - neuron_sdk '2.30.0' has no known package versions (known: "
-        "2.27.1). Fix: pass neuron_packages= with the versions from that release's 'Release "
-        "Content' page, or use a known release"
+        "  - Neuron release '2.20.0' is not in the compatibility matrix (known: 2.21.0, 2.21.1, "
+        "2.22.0, 2.23.0, 2.24.0, 2.24.1, 2.25.0, 2.26.0, 2.26.1, 2.27.0, 2.27.1, 2.28.0, 2.28.1, "
+        "2.29.0, 2.29.1, 2.30.0, 2.31.0, 2.31.1). Fix: use a known release, or add it with its "
+        "packages under `compatibility.neuron_releases` in a catalog override file"
     )
+
+
+def test_another_release_bakes_its_own_packages() -> None:
+    """One source of truth: the apt pins and the venv's pip pins both come from the matrix."""
+    stack = cdk.Stack(cdk.App(), "Newer")
+    pipeline = NeuronAmiPipeline(stack, "Pipeline", neuron_sdk="2.29.0")
+    data = _component_data(Template.from_stack(stack), "BuildComponent")
+    assert pipeline.neuron_sdk == "2.29.0"
+    assert "'aws-neuronx-dkms=2.27.4.0*'" in data and "'aws-neuronx-tools=2.29.18.0*'" in data
+    assert "'torch-neuronx==2.9.0.2.13.24727' 'neuronx-cc==2.24.5133.0' 'torch==2.9.0'" in data
 
 
 def test_fails_when_the_pinned_release_is_too_old_for_inf3() -> None:
@@ -477,8 +492,8 @@ def test_fails_when_the_pinned_release_is_too_old_for_inf3() -> None:
         )
     assert str(info.value) == (
         "NeuronAmiPipeline Pipeline: 2 problems\n"
-        "  - neuron_sdk '2.21.0' does not support inf3 (it needs at "
-        "least 2.27.0). Fix: pin a release >= 2.27.0, or drop inf3\n"
+        "  - Neuron 2.21.0 does not support inf3 (it needs at least 2.27.0). Fix: pin a release "
+        ">= 2.27.0, or drop inf3\n"
         "  - neuron_packages 'neuron-tools' are not Neuron apt packages. Fix: pin aws-neuronx-* "
         "packages only (e.g. 'aws-neuronx-dkms')"
     )

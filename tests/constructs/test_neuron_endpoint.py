@@ -795,14 +795,34 @@ def test_provisional_type_warns_and_waives_the_lint_enum_check(inf3) -> None:
         and "ml.inf3.xlarge is provisional" in json.dumps(w.entry.data)
         for w in warnings
     )
-    sdk = Annotations.from_stack(stack).find_warning(
-        "*", Match.string_like_regexp("Neuron SDK 2.21.0")
-    )
-    assert sdk and all(SDK_WARNING_ID in json.dumps(w.entry.data) for w in sdk)
+    # The DLC's Neuron 2.27.1 meets the 2.27.0 assumed for inf3: no SDK warning.
+    sdk = Annotations.from_stack(stack).find_warning("*", Match.string_like_regexp(SDK_WARNING_ID))
+    assert not sdk
     template.has_resource(
         "AWS::SageMaker::EndpointConfig",
         {"Metadata": Match.object_like({"cfn-lint": {"config": {"ignore_checks": ["E3030"]}}})},
     )
+
+
+def test_image_older_than_the_family_minimum_warns() -> None:
+    c = load_compatibility()
+    dlc = c.data.images["pytorch-inference-neuronx"].model_copy(update={"neuron_sdk": "2.21.0"})
+    compat = Compatibility(
+        c.data.model_copy(update={"images": {**c.data.images, "pytorch-inference-neuronx": dlc}})
+    )
+    stack, bucket = _stack()
+    NeuronEndpoint(
+        stack,
+        "Endpoint",
+        instance_type="ml.inf3.xlarge",
+        model_data=ModelData.from_bucket(bucket, "ranker/model.tar.gz"),
+        rollout=EndpointRollout.all_at_once(),
+        compatibility=compat,
+    )
+    sdk = Annotations.from_stack(stack).find_warning(
+        "*", Match.string_like_regexp("Neuron SDK 2.21.0, older than the 2.27.0 assumed for inf3")
+    )
+    assert sdk and all(SDK_WARNING_ID in json.dumps(w.entry.data) for w in sdk)
 
 
 def test_listed_type_keeps_the_lint_check(default) -> None:
@@ -872,7 +892,7 @@ def test_runtime_image_builds_from_the_public_neuron_dlc(default) -> None:
     images = list(manifest["dockerImages"].values())
     assert images[0]["source"]["dockerBuildArgs"] == {
         "BASE_IMAGE": "public.ecr.aws/neuron/pytorch-inference-neuronx:"
-        "2.5.1-neuronx-py310-sdk2.21.0-ubuntu22.04"
+        "2.9.0-neuronx-py312-sdk2.27.1-ubuntu24.04"
     }
     assert images[0]["source"]["platform"] == "linux/amd64"
 

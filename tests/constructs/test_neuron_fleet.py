@@ -12,6 +12,7 @@ from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_s3 as s3
 from aws_cdk.assertions import Annotations, Match, Template
 
+from inf3kit import __version__
 from inf3kit.constructs import (
     NO_FALLBACK_WARNING_ID,
     PROVISIONAL_WARNING_ID,
@@ -92,7 +93,7 @@ def stacks() -> dict[str, cdk.Stack]:
     )
     made["public"] = stack
     stack, vpc, bucket = _stack(app, "OnlyInf3")
-    _fleet(stack, vpc, bucket, instance_types=["inf3.xlarge"])
+    _fleet(stack, vpc, bucket, instance_types=["inf3.xlarge"], neuron_sdk="2.27.1")
     made["only_inf3"] = stack
     return made
 
@@ -198,7 +199,12 @@ def test_user_data_installs_the_runtime_and_runs_bootstrap(templates: dict[str, 
         "aws cloudformation signal-resource --status FAILURE --region <ref> --stack-name Warm "
         "--logical-resource-id FleetASG"
     )
-    assert "pip install --quiet --extra-index-url https://pip.repos.neuron.amazonaws.com" in text
+    # The Neuron 2.27.1 compiler, framework and PyTorch of the matrix, at their exact versions.
+    assert (
+        "pip install --quiet --extra-index-url https://pip.repos.neuron.amazonaws.com "
+        f"'/opt/inf3kit/inf3kit-{__version__}-py3-none-any.whl[serve]' "
+        "torch-neuronx==2.9.0.2.11.19912 neuronx-cc==2.22.12471.0 torch==2.9.0\n"
+    ) in text
     assert (
         "/opt/inf3kit/venv/bin/inf3kit bootstrap --bundle s3://models-bucket/ranker/model.tar.gz"
         in text
@@ -704,6 +710,39 @@ def test_provisional_type_warns_and_waives_cfn_lint_instance_type_check(
     templates["warm"].has_resource("AWS::EC2::LaunchTemplate", {"Metadata": Match.absent()})
     assert not Annotations.from_stack(stacks["mixed"]).find_warning(
         "*", Match.string_like_regexp(NO_FALLBACK_WARNING_ID)
+    )
+
+
+def test_inf3_beside_a_known_family_installs_its_release_with_a_warning(
+    stacks: dict[str, cdk.Stack],
+) -> None:
+    Annotations.from_stack(stacks["mixed"]).has_warning(
+        "/Mixed/Fleet",
+        Match.string_like_regexp(
+            r"^Neuron 2\.27\.1 lists inf2, trn1, trn2, not inf3: its packages are installed on "
+            r"inf3 unverified \(provisional: .*\[ack: inf3kit:neuronRelease\]$"
+        ),
+    )
+
+
+def test_fails_when_a_fleet_of_only_inf3_names_no_neuron_release() -> None:
+    stack, vpc, bucket = _stack(cdk.App(), "NoRelease")
+    with pytest.raises(ValueError) as info:
+        _fleet(stack, vpc, bucket, instance_types=["inf3.xlarge"])
+    assert str(info.value).startswith(
+        "NeuronFleet Fleet: 1 problem\n  - no Neuron release lists inf3 yet, and inf3kit does "
+        "not guess which packages drive it. Fix: set neuron_sdk (spec: fleet.ami.neuron_sdk; "
+        "NeuronFleet: neuron_sdk=) with the release to install (known: 2.21.0, "
+    )
+
+
+def test_fails_when_the_fleet_names_a_release_the_matrix_does_not_list() -> None:
+    stack, vpc, bucket = _stack(cdk.App(), "Unlisted")
+    with pytest.raises(ValueError) as info:
+        _fleet(stack, vpc, bucket, instance_types=["trn2.48xlarge"], neuron_sdk="2.20.0")
+    assert str(info.value).startswith(
+        "NeuronFleet Fleet: 1 problem\n  - Neuron release '2.20.0' is not in the compatibility "
+        "matrix (known: 2.21.0, "
     )
 
 

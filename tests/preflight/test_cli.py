@@ -18,6 +18,7 @@ name: ranker
 model: {bundle: s3://models/ranker/model.tar.gz}
 fleet:
   instance_types: [inf3.xlarge]
+  ami: {neuron_sdk: "2.27.1"}  # no Neuron release lists inf3: the spec names one
 """
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import tarfile
 from pathlib import Path
 
@@ -27,6 +28,38 @@ def test_compile_then_bundle(tmp_path: Path) -> None:
     assert "model-cpu-b4.pt" in result.output
     with tarfile.open(archive) as tar:
         assert tar.getnames() == ["inf3kit-manifest.json", "model-cpu-b4.pt"]
+
+
+def test_bundle_prints_what_can_serve_each_neuron_variant(tmp_path: Path) -> None:
+    """The same rule synthesis applies: an SDK at least as new as the variant's compiler."""
+    out = tmp_path / "bundle"
+    args = ["compile", f"{TINY}:echo", "--input", "INPUT__0:FP32:4", "--out", str(out)]
+    assert runner.invoke(app, [*args, "--batch-size", "4", "--name", "echo"]).exit_code == 0
+    manifest = json.loads((out / "inf3kit-manifest.json").read_text())
+    cpu = manifest["variants"][0]
+    for target, compiler in (
+        ("inf2", "2.9.0.2.11.19912 (neuronx-cc 2.22.12471.0)"),
+        ("trn2", "unknown"),
+    ):
+        manifest["variants"].append(
+            {
+                **cpu,
+                "target": target,
+                "compiler": {"name": "torch_neuronx.trace", "version": compiler},
+            }
+        )
+    (out / "inf3kit-manifest.json").write_text(json.dumps(manifest))
+    result = runner.invoke(app, ["bundle", str(out), "-o", str(tmp_path / "model.tar.gz")])
+    assert result.exit_code == 0, result.output
+    assert (
+        "variant inf2 (batch 4, model-cpu-b4.pt): compiled with Neuron 2.27.0; endpoint images: "
+        "inf3kit-runtime, pytorch-inference-neuronx; fleets: neuron_sdk 2.27.0 or later"
+    ) in result.output
+    assert (
+        "variant trn2 (batch 4, model-cpu-b4.pt): compiler 'unknown' is in no Neuron release of "
+        "the compatibility matrix, so synthesis refuses it"
+    ) in result.output
+    assert "variant cpu" not in result.output
 
 
 def test_fails_when_bundling_a_directory_without_manifest(tmp_path: Path) -> None:

@@ -136,7 +136,7 @@ def test_pipeline_options_reach_the_pipeline() -> None:
     assert fleet.ami.neuron_sdk == "2.27.1" and fleet.ami.schedule == "manual"
 
 
-def test_fails_when_pipeline_options_are_given_without_the_pipeline() -> None:
+def test_fails_when_the_schedule_is_given_without_the_pipeline() -> None:
     text = (
         "name: svc\nmodel: {bundle: s3://bucket/m.tar.gz}\n"
         "fleet:\n  instance_types: [inf2.xlarge]\n"
@@ -145,7 +145,24 @@ def test_fails_when_pipeline_options_are_given_without_the_pipeline() -> None:
     with pytest.raises(SpecError) as info:
         parse_spec(text)
     assert [str(p) for p in info.value.problems] == [
-        "fleet.ami (line 5): `neuron_sdk` and `schedule` are only read with source 'pipeline', "
-        "but source is 'dlami'. Fix: set `source: pipeline`, or remove `neuron_sdk` and "
-        "`schedule`"
+        "fleet.ami (line 5): `schedule` is only read with source 'pipeline', but source is "
+        "'dlami'. Fix: set `source: pipeline`, or remove `schedule`"
     ]
+
+
+def test_fails_when_a_fleet_of_only_inf3_names_no_neuron_release() -> None:
+    """No Neuron release lists Inf3 yet: the spec must name the one to install."""
+    text = (
+        "name: svc\nmodel: {bundle: s3://bucket/m.tar.gz}\n"
+        "fleet:\n  instance_types: [inf3.xlarge]\n"
+    )
+    with pytest.raises(SpecError) as info:
+        parse_spec(text)
+    [problem] = [str(p) for p in info.value.problems]
+    assert problem.startswith(
+        "fleet (line 4): no Neuron release lists inf3 yet, and inf3kit does not guess which "
+        "packages drive it. Fix: set neuron_sdk (spec: fleet.ami.neuron_sdk; NeuronFleet: "
+        "neuron_sdk=) with the release to install (known: 2.21.0, "
+    )
+    named = parse_spec(text + "  ami: {neuron_sdk: '2.27.1'}\n").spec.fleet
+    assert named is not None and named.ami.neuron_sdk == "2.27.1"
