@@ -126,6 +126,9 @@ class FleetSpec(StrictModel):
 
     @model_validator(mode="after")
     def _one_neuron_release(self, info: ValidationInfo) -> FleetSpec:
+        """The runtime's torch-neuronx release; an LLM fleet's engine image brings its own."""
+        if llm_from(info) is not None:
+            return self
         check = compatibility_from(info).check_release(self.instance_types, self.ami.neuron_sdk)
         raise_problems(check.problems)
         return self
