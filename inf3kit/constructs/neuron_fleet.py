@@ -43,10 +43,11 @@ from inf3kit.constructs.fleet_load_balancer import FleetLoadBalancer
 from inf3kit.constructs.fleet_metrics import (
     FleetBase,
 )
+from inf3kit.constructs.fleet_startup import StartupEstimate, estimate_startup
 from inf3kit.constructs.fleet_user_data import add_user_data, grant_boot_access
 from inf3kit.constructs.hardware_checks import waive_unlisted_types
 from inf3kit.constructs.kms_policies import allow_ebs_in_this_account, allow_log_group
-from inf3kit.constructs.neuron_ami import NeuronAmi
+from inf3kit.constructs.neuron_ami import NeuronAmi, PipelineImage
 from inf3kit.constructs.runtime_install import (
     NEURON_PIP_INDEX,
     RELEASE_WARNING_ID,
@@ -82,6 +83,7 @@ class NeuronFleet(FleetBase):
         bundle_bucket: s3.IBucket,
         bundle_key: str,
         bundle_variants: Sequence[CompiledVariant] = (),
+        bundle_size: Size | None = None,
         min_capacity: int = 1,
         max_capacity: int = 2,
         desired_capacity: int | None = None,
@@ -123,6 +125,8 @@ class NeuronFleet(FleetBase):
             variant for one of the types' families must come from a Neuron release no newer
             than `neuron_sdk`, and from a compiler the matrix knows; otherwise synthesis fails
             with the fix. Default: none, unchecked (the stacks pass a local bundle's variants).
+        :param bundle_size: the bundle archive's size, for the default `startup_timeout`.
+            Default: unknown, estimated as 2 GiB (the stacks pass a local bundle's size).
         :param min_capacity: Default: 1 instance.
         :param max_capacity: Default: 2 instances.
         :param desired_capacity: Default: unset, so the group starts at `min_capacity` and
@@ -171,7 +175,10 @@ class NeuronFleet(FleetBase):
             runtime's SIGTERM grace. Default: 30 seconds.
         :param startup_timeout: how long launch-to-ready may take (boot, install, download,
             load, warm-up): the health check grace period, the signal timeout and the rolling
-            update pause. Default: 20 minutes. At most 60 minutes.
+            update pause. Default: estimated from the boot, the pip install of the Neuron
+            release (short on a baked AMI), the bundle's download and its load, with a 50 %
+            margin, within 10..60 minutes (`startup_estimate`, inf3kit.constructs.fleet_startup;
+            24 minutes for a small bundle on the DLAMI). At most 60 minutes.
         :param root_volume_size: Default: 150 GiB gp3, encrypted with `key`.
         :param data_volume_size: an extra encrypted gp3 volume mounted at /opt/inf3kit for
             the runtime and models. Default: none, they live on the root volume.
@@ -200,7 +207,6 @@ class NeuronFleet(FleetBase):
         catalog = catalog or load_catalog()
         compatibility = compatibility or load_compatibility()
         drain = drain or Duration.seconds(30)
-        startup_timeout = startup_timeout or Duration.minutes(20)
         runtime = runtime or RuntimeSettings()
         release_check = compatibility.check_release(
             []
@@ -208,6 +214,20 @@ class NeuronFleet(FleetBase):
             else [t for t in instance_types if not Token.is_unresolved(t)],
             neuron_sdk,
         )
+        release = compatibility.release(release_check.version) if release_check.version else None
+        requirements = (
+            tuple(runtime_requirements)
+            if runtime_requirements is not None
+            else default_runtime_requirements(release)
+        )
+        self.startup_estimate: StartupEstimate = estimate_startup(
+            bundle_bytes=None if bundle_size is None else int(bundle_size.to_bytes()),
+            requirements=requirements,
+            baked=isinstance(machine_image, PipelineImage),
+        )
+        """What the default startup timeout is made of (inf3kit.constructs.fleet_startup)."""
+        startup_timeout = startup_timeout or self.startup_estimate.timeout
+        self.startup_timeout: Duration = startup_timeout
         problems = _validate(
             instance_types=instance_types,
             min_capacity=min_capacity,
@@ -246,13 +266,6 @@ class NeuronFleet(FleetBase):
             Annotations.of(self).add_warning_v2(RELEASE_WARNING_ID, warning)
         self.neuron_sdk: str | None = release_check.version
         """The Neuron release the instances install (None: only unresolved types)."""
-        requirements = (
-            tuple(runtime_requirements)
-            if runtime_requirements is not None
-            else default_runtime_requirements(
-                compatibility.release(self.neuron_sdk) if self.neuron_sdk else None
-            )
-        )
         types = list(instance_types)
         self.instance_types: tuple[str, ...] = tuple(types)
         warn_about_capacity(self, types, catalog)

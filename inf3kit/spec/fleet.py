@@ -113,7 +113,9 @@ class FleetSpec(StrictModel):
     warm_pool: WarmPool | None = None
     load_balancer: LoadBalancer = LoadBalancer()
     drain_seconds: int = Field(30, ge=0, le=3600)
-    startup_minutes: int = Field(20, ge=1, le=60)
+    startup_minutes: int | None = Field(None, ge=1, le=60)
+    """None: estimated from the install, the bundle's size and its load (NeuronFleet), or an
+    LLM fleet's own default."""
 
     @field_validator("instance_types")
     @classmethod

@@ -19,8 +19,8 @@ class MonitoringSpec(StrictModel):
     error_rate_percent: float = 1
     """5xx share of requests that raises an alarm."""
     unhealthy_hosts_minutes: int | None = Field(None, ge=1, le=1440)
-    """How long a fleet target may fail readiness before an alarm. None: the fleet's
-    `startup_minutes` plus 5."""
+    """How long a fleet target may fail readiness before an alarm. None: the fleet's startup
+    timeout (`startup_minutes`, or its estimate) plus 5."""
 
     @field_validator("alarm_email")
     @classmethod

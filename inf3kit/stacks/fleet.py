@@ -49,7 +49,10 @@ def add_fleet(stack: ServiceStack, fleet: FleetSpec) -> NeuronFleet:
         requests_per_instance=fleet.scaling.requests_per_instance,
         neuroncore_utilization_percent=fleet.scaling.neuroncore_utilization_percent,
         drain=Duration.seconds(fleet.drain_seconds),
-        startup_timeout=Duration.minutes(fleet.startup_minutes),
+        startup_timeout=Duration.minutes(fleet.startup_minutes)
+        if fleet.startup_minutes is not None
+        else None,
+        bundle_size=stack.bundle_size,
         key=stack.artifacts.key,
         public=lb.public,
         certificate=acm.Certificate.from_certificate_arn(stack, "Certificate", lb.certificate_arn)

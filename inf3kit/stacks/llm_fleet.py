@@ -46,7 +46,7 @@ def add_llm_fleet(stack: ServiceStack, fleet: FleetSpec) -> LlmFleet:
         else None,
         drain=Duration.seconds(fleet.drain_seconds) if "drain_seconds" in given else None,
         startup_timeout=Duration.minutes(fleet.startup_minutes)
-        if "startup_minutes" in given
+        if fleet.startup_minutes is not None
         else None,
         key=stack.artifacts.key,
         public=lb.public,

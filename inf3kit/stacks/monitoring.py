@@ -9,6 +9,7 @@ from aws_cdk import CfnOutput, Duration
 from inf3kit.constructs.llm_endpoint import DEFAULT_LATENCY_THRESHOLD as LLM_LATENCY
 from inf3kit.constructs.llm_fleet import DEFAULT_STARTUP_MINUTES as LLM_STARTUP_MINUTES
 from inf3kit.constructs.monitored import MonitoredEndpoint, MonitoredFleet
+from inf3kit.constructs.neuron_fleet import NeuronFleet
 from inf3kit.constructs.service_monitoring import ServiceMonitoring
 from inf3kit.spec.monitoring import MonitoringSpec
 
@@ -67,10 +68,14 @@ def add_monitoring(
 
 
 def _startup_minutes(stack: ServiceStack) -> int:
-    """The fleet's startup timeout: the spec's, or an LLM fleet's own default when unset."""
+    """The fleet's startup timeout: the spec's, else an LLM fleet's own default or the runtime
+    fleet's estimate."""
     fleet, model = stack.loaded.spec.fleet, stack.loaded.spec.model
     if fleet is None:
         return 0
-    if model.is_llm and "startup_minutes" not in fleet.model_fields_set:
+    if fleet.startup_minutes is not None:
+        return fleet.startup_minutes
+    if model.is_llm:
         return LLM_STARTUP_MINUTES
-    return fleet.startup_minutes
+    assert isinstance(stack.fleet, NeuronFleet)  # a runtime spec's fleet
+    return int(stack.fleet.startup_timeout.to_minutes())

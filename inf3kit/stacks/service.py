@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from aws_cdk import CfnOutput, Environment, Stack, Tags
+from aws_cdk import CfnOutput, Environment, Size, Stack, Tags
 from aws_cdk import aws_ec2 as ec2
 from constructs import Construct
 
@@ -67,6 +67,8 @@ class ServiceStack(Stack):
         bundle = spec.model.bundle
         self.bundle: ModelBundle | None = None
         """The runtime's model bundle; None for an LLM (`model.engine: vllm` loads weights)."""
+        self.bundle_size: Size | None = None
+        """A local bundle's size, for the fleet's startup estimate."""
         self.bundle_variants: tuple[CompiledVariant, ...] = ()
         """A local bundle's Neuron variants, checked against what serves them; an s3:// bundle
         is not read at synthesis (`inf3kit preflight` verifies it)."""
@@ -78,6 +80,7 @@ class ServiceStack(Stack):
             )
             if not spec.model.is_s3:
                 self.bundle_variants = neuron_variants(loaded.resolve(bundle))
+                self.bundle_size = Size.bytes(loaded.resolve(bundle).stat().st_size)
         self.vpc: ec2.IVpc | None = None
         if spec.network.creates_vpc:
             self.vpc = ServiceNetwork(

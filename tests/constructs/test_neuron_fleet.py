@@ -394,7 +394,8 @@ def test_mixed_instances_overrides_keep_the_given_order_with_prioritized_on_dema
             "MinSize": "2",
             "MaxSize": "10",
             "HealthCheckType": "ELB",
-            "HealthCheckGracePeriod": 1200,
+            # The estimated default (a bundle of unknown size is taken as 2 GiB): 26 minutes.
+            "HealthCheckGracePeriod": 26 * 60,
             "VPCZoneIdentifier": Match.array_with(
                 [Match.object_like({"Ref": Match.string_like_regexp("PrivateSubnet1")})]
             ),
@@ -442,7 +443,7 @@ def test_rolling_update_and_creation_wait_for_the_bootstrap_signals(
     templates["mixed"].has_resource(
         "AWS::AutoScaling::AutoScalingGroup",
         {
-            "CreationPolicy": {"ResourceSignal": {"Count": 2, "Timeout": "PT20M"}},
+            "CreationPolicy": {"ResourceSignal": {"Count": 2, "Timeout": "PT26M"}},
             "UpdatePolicy": Match.object_like(
                 {
                     "AutoScalingRollingUpdate": Match.object_like(
@@ -450,7 +451,7 @@ def test_rolling_update_and_creation_wait_for_the_bootstrap_signals(
                             "MaxBatchSize": 1,
                             "MinInstancesInService": 2,
                             "WaitOnResourceSignals": True,
-                            "PauseTime": "PT20M",
+                            "PauseTime": "PT26M",
                         }
                     )
                 }
@@ -939,3 +940,26 @@ def test_fails_when_env_is_not_a_runtime_setting() -> None:
         "  - extra_environment keys 'INF3KIT_QUEUE_SIZE' are typed props. "
         "Fix: set them with runtime=RuntimeSettings(...)"
     )
+
+
+def test_the_default_startup_timeout_is_the_estimate_for_the_bundle_and_ami() -> None:
+    """Install + download + load, not a constant: a baked AMI needs no Neuron install."""
+    from inf3kit.constructs import NeuronAmi, NeuronAmiPipeline
+
+    stack, vpc, bucket = _stack(cdk.App(), "Sized")
+    small = _fleet(stack, vpc, bucket, bundle_size=cdk.Size.mebibytes(1))
+    assert small.startup_estimate.install == 60 + 3 * 180  # torch, torch-neuronx, neuronx-cc
+    assert small.startup_timeout.to_minutes() == small.startup_estimate.minutes == 24
+    stack, vpc, bucket = _stack(cdk.App(), "Baked")
+    pipeline = NeuronAmiPipeline(stack, "Ami", instance_types=["inf2.xlarge"])
+    baked = _fleet(
+        stack,
+        vpc,
+        bucket,
+        bundle_size=cdk.Size.mebibytes(1),
+        machine_image=NeuronAmi.from_pipeline(pipeline),
+    )
+    assert baked.startup_estimate.install == 60
+    assert baked.startup_timeout.to_minutes() == 10
+    given = _fleet(*_stack(cdk.App(), "Given"), startup_timeout=cdk.Duration.minutes(45))
+    assert given.startup_timeout.to_minutes() == 45
