@@ -48,8 +48,10 @@ lint: setup
 typecheck: setup
 	$(VENV)/bin/mypy
 
+# Four workers on two cores: much of the suite waits on sockets, emulators and subprocesses
+# (measured: 377 s with two workers, 252 s with four; docs/benchmarks.md).
 test: lint typecheck
-	$(VENV)/bin/pytest -n 2 --dist loadfile -q
+	$(VENV)/bin/pytest -n 4 --dist loadfile -q
 
 # Deploys into the account of your AWS credentials and costs money (Inferentia2 instances and
 # an endpoint for up to an hour per app). INTEG_APPS=integ_fleet_fallback.py runs one.
