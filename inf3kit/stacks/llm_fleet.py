@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from aws_cdk import CfnOutput, Duration
-from aws_cdk import aws_certificatemanager as acm
+from aws_cdk import Duration
 
 from inf3kit.constructs import FixedImage, LlmFleet
 from inf3kit.spec import FleetSpec
+from inf3kit.stacks.fleet import output_fleet_addresses, shared_fleet_props
 
 if TYPE_CHECKING:
     from inf3kit.stacks.service import ServiceStack
@@ -22,52 +22,25 @@ def add_llm_fleet(stack: ServiceStack, fleet: FleetSpec) -> LlmFleet:
     drain and startup defaults of a runtime fleet (30 s, 20 min) are too short for LLM
     generations and loads, so the construct's (120 s, 60 min) apply unless the spec sets them.
     """
-    if stack.vpc is None:  # the service stack makes or looks up a VPC whenever a fleet exists
-        raise ValueError("fleet: no VPC. Fix: set `network.vpc` to 'new' or a VPC id")
     unsupported = _unsupported(fleet)
     if unsupported:
         raise ValueError(unsupported)
     service = stack.loaded.llm_service(*fleet.instance_types)
-    lb = fleet.load_balancer
     given = fleet.model_fields_set
     llm_fleet = LlmFleet(
         stack,
         "Fleet",
-        vpc=stack.vpc,
-        instance_types=fleet.instance_types,
+        **shared_fleet_props(stack, fleet),
         weights=service.weights,
         settings=service.settings,
         architecture=service.architecture,
-        min_capacity=fleet.capacity.min,
-        max_capacity=fleet.capacity.max,
-        desired_capacity=fleet.capacity.desired,
         machine_image=FixedImage(fleet.ami.id)
         if fleet.ami.source == "id" and fleet.ami.id
         else None,
         drain=Duration.seconds(fleet.drain_seconds) if "drain_seconds" in given else None,
-        startup_timeout=Duration.minutes(fleet.startup_minutes)
-        if fleet.startup_minutes is not None
-        else None,
-        key=stack.artifacts.key,
-        public=lb.public,
-        certificate=acm.Certificate.from_certificate_arn(stack, "Certificate", lb.certificate_arn)
-        if lb.certificate_arn
-        else None,
-        access_logs_bucket=stack.artifacts.access_logs,
-        catalog=stack.loaded.catalog,
-        compatibility=stack.loaded.compatibility,
     )
-    CfnOutput(
-        stack,
-        "LoadBalancerDnsName",
-        value=llm_fleet.load_balancer.load_balancer_dns_name,
-        description="DNS name of the fleet's load balancer",
-    )
-    CfnOutput(
-        stack,
-        "FleetUrl",
-        value=llm_fleet.url,
-        description="base URL of the fleet's OpenAI-compatible API (/v1/chat/completions)",
+    output_fleet_addresses(
+        stack, llm_fleet, "base URL of the fleet's OpenAI-compatible API (/v1/chat/completions)"
     )
     return llm_fleet
 
