@@ -52,16 +52,13 @@ from inf3kit.constructs.endpoint_scaling import (
     DEFAULT_MIN_CAPACITY,
     EndpointScaling,
 )
+from inf3kit.constructs.endpoint_startup import estimate_endpoint_timeouts
 from inf3kit.constructs.hardware_checks import warn_if_provisional
 from inf3kit.constructs.runtime_settings import RuntimeSettings
 from inf3kit.constructs.validation import raise_if_problems
 from inf3kit.rules import default_rollout_strategy
 
 # Defaults, in one place, as the docs describe them (docs/endpoint.md).
-DEFAULT_STARTUP_TIMEOUT = Duration.minutes(15)
-"""Neuron models load compiled graphs onto the NeuronCores and warm up before /ping is ready."""
-DEFAULT_DOWNLOAD_TIMEOUT = Duration.minutes(15)
-"""Compiled bundles of large models are several GB."""
 DEFAULT_LOG_RETENTION = logs.RetentionDays.ONE_YEAR
 
 
@@ -98,8 +95,9 @@ class NeuronEndpoint(ManagedEndpoint):
         latency_threshold: Duration = DEFAULT_LATENCY_THRESHOLD,
         rollback_alarms: list[cloudwatch.IAlarm] | None = None,
         data_capture: DataCapture | None = None,
-        startup_timeout: Duration = DEFAULT_STARTUP_TIMEOUT,
-        download_timeout: Duration = DEFAULT_DOWNLOAD_TIMEOUT,
+        startup_timeout: Duration | None = None,
+        download_timeout: Duration | None = None,
+        bundle_size: Size | None = None,
         volume_size: Size | None = None,
         log_retention: logs.RetentionDays = DEFAULT_LOG_RETENTION,
         catalog: Catalog | None = None,
@@ -149,8 +147,12 @@ class NeuronEndpoint(ManagedEndpoint):
         :param data_capture: capture requests and responses into `DataCapture(bucket, percent)`
             (under `data-capture/`, 10% by default). Default: no data capture.
         :param startup_timeout: how long /ping may fail after the container starts.
-            Default: 15 minutes (graph load and warm-up on NeuronCores).
-        :param download_timeout: how long the model download may take. Default: 15 minutes.
+            Default: estimated from `bundle_size` (load and warm-up on the NeuronCores, with a
+            margin), 15..60 minutes (inf3kit.constructs.endpoint_startup).
+        :param download_timeout: how long the model download may take. Default: estimated
+            from `bundle_size` the same way, 15..60 minutes.
+        :param bundle_size: the bundle archive's size, for the default timeouts. Default:
+            unknown, taken as 2 GiB.
         :param volume_size: ML storage volume size (whole GiB). Default: SageMaker's size for
             the type. Types with local NVMe storage (trn*) take none.
         :param log_retention: of the endpoint's log group. Default: one year.
@@ -158,6 +160,11 @@ class NeuronEndpoint(ManagedEndpoint):
         :param compatibility: compatibility matrix. Default: the shipped one.
         """
         super().__init__(scope, id)
+        estimate = estimate_endpoint_timeouts(
+            None if bundle_size is None else int(bundle_size.to_bytes())
+        )
+        startup_timeout = startup_timeout or estimate.startup
+        download_timeout = download_timeout or estimate.download
         catalog = catalog or load_catalog()
         compat = compatibility or load_compatibility()
         image = image or EndpointImage.runtime()

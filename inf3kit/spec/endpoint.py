@@ -98,9 +98,9 @@ class EndpointSpec(StrictModel):
     scaling: EndpointScaling = EndpointScaling()
     rollout: Rollout = Rollout()
     startup_timeout_seconds: int | None = Field(None, ge=60, le=3600)
-    """None: 900 for the runtime; sized from the model for an LLM (docs/llm.md)."""
+    """None: sized from the bundle for the runtime, from the model for an LLM (docs/llm.md)."""
     download_timeout_seconds: int | None = Field(None, ge=60, le=3600)
-    """None: 900 for the runtime; sized from the model for an LLM."""
+    """None: sized from the bundle for the runtime, from the model for an LLM."""
     volume_size_gb: int | None = Field(None, ge=1, le=512)
     data_capture: DataCapture | None = None
 

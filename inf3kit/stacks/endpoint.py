@@ -20,9 +20,6 @@ from inf3kit.stacks.serving import runtime_settings
 if TYPE_CHECKING:
     from inf3kit.stacks.service import ServiceStack
 
-RUNTIME_TIMEOUT_SECONDS = 900
-"""The spec's default startup and download timeouts for the runtime (the construct's 15 min)."""
-
 
 def add_endpoint(stack: ServiceStack, endpoint: EndpointSpec) -> NeuronEndpoint:
     """The SageMaker endpoint, named after the stack so `inf3kit invoke --endpoint` is obvious."""
@@ -43,12 +40,9 @@ def add_endpoint(stack: ServiceStack, endpoint: EndpointSpec) -> NeuronEndpoint:
             scale_out_cooldown=Duration.seconds(scaling.scale_out_cooldown_seconds),
             schedule=schedule_of(endpoint),
         ),
-        startup_timeout=Duration.seconds(
-            endpoint.startup_timeout_seconds or RUNTIME_TIMEOUT_SECONDS
-        ),
-        download_timeout=Duration.seconds(
-            endpoint.download_timeout_seconds or RUNTIME_TIMEOUT_SECONDS
-        ),
+        startup_timeout=_seconds(endpoint.startup_timeout_seconds),
+        download_timeout=_seconds(endpoint.download_timeout_seconds),
+        bundle_size=stack.bundle_size,
         **shared_props(stack, endpoint),
     )
 
@@ -103,3 +97,8 @@ def image_of(image: str | None) -> EndpointImage | None:
     if image is None:
         return None
     return EndpointImage.from_uri(image) if "/" in image else EndpointImage.dlc(image)
+
+
+def _seconds(value: int | None) -> Duration | None:
+    """None leaves the construct's estimate from the bundle's size."""
+    return None if value is None else Duration.seconds(value)
