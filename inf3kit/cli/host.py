@@ -137,7 +137,9 @@ def neuron_metrics(
     try:
         publish = Publisher(cloudwatch_client(region), asg, high_resolution=high_resolution)
     except NoRegionError:
-        err.print("[red]no AWS region[/]. Fix: pass --region or set AWS_REGION", highlight=False)
+        err.print(
+            "[red]no AWS region[/]. Fix: pass --region or set AWS_DEFAULT_REGION", highlight=False
+        )
         raise typer.Exit(2) from None
     status = 0
     try:

@@ -76,7 +76,9 @@ def metrics(
             unit="Count",
         )
     except NoRegionError:
-        err.print("[red]no AWS region[/]. Fix: pass --region or set AWS_REGION", highlight=False)
+        err.print(
+            "[red]no AWS region[/]. Fix: pass --region or set AWS_DEFAULT_REGION", highlight=False
+        )
         raise typer.Exit(2) from None
     stats = run(server_ports, publish, period=period, interval=interval, periods=periods)
     console.print(

@@ -64,8 +64,8 @@ def run(
         where = region or stage_region or session.region_name
         if where is None:
             raise PreflightError(
-                f"no region to check for stack {name}. Fix: pass --region, set AWS_REGION, or "
-                "give the spec's environments a region"
+                f"no region to check for stack {name}. Fix: pass --region, set "
+                "AWS_DEFAULT_REGION, or give the spec's environments a region"
             )
         by_region.setdefault(where, []).append(name)
     report = Report()
