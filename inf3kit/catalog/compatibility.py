@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -43,6 +43,9 @@ class FamilySupport(_Strict):
     None when no release lists it (inf3kit then refuses to guess)."""
     dlami_ssm_parameter: str | None = None
     """None when no current Neuron DLAMI supports the family."""
+    dlami_python: str | None = None
+    """The DLAMI's python3, which the fleet's boot and the bake make their venv with; a release
+    must publish its packages for it. None: not recorded."""
     source: str
     status: Literal["ga", "provisional"] = "ga"
     fleet_refusal: str | None = None
@@ -247,7 +250,11 @@ class Compatibility:
         return found
 
     def check_release(
-        self, instance_types: Sequence[str], neuron_sdk: str | None = None
+        self,
+        instance_types: Sequence[str],
+        neuron_sdk: str | None = None,
+        *,
+        on_dlami: bool = False,
     ) -> ReleaseCheck:
         """The Neuron release one launch template or baked image installs for these types.
 
@@ -255,7 +262,8 @@ class Compatibility:
         known release that meets each family's minimum and lists each generally available
         family (or is the release the matrix names for it). A family no release lists
         (provisional inf3) gets the others' release with a warning; alone, it is refused
-        rather than guessed.
+        rather than guessed. `on_dlami`: the packages go into a venv of the Neuron DLAMI's
+        python3, so the release must publish them for that Python.
         """
         families: dict[str, FamilySupport] = {}
         for instance_type in instance_types:
@@ -294,7 +302,29 @@ class Compatibility:
                         f"{message}. Fix: pin a release that lists {name} "
                         f"(the matrix names {support.neuron_sdk!r}), or drop {name}"
                     )
+        if on_dlami:
+            problems += self._python_problems(neuron_sdk, release, families.values())
         return ReleaseCheck(neuron_sdk, problems, warnings)
+
+    def _python_problems(
+        self, version: str, release: NeuronRelease, families: Iterable[FamilySupport]
+    ) -> list[str]:
+        problems = []
+        for python in sorted({f.dlami_python for f in families if f.dlami_python}):
+            if not release.python or python in release.python:
+                continue
+            fits = [v for v, r in self.data.neuron_releases.items() if python in r.python]
+            newest = max(fits, key=version_key, default=None)
+            problems.append(
+                f"Neuron {version} publishes its packages for Python "
+                f"{', '.join(release.python)}, but the Neuron DLAMI's python3 is {python}: pip "
+                f"would find no torch-neuronx for it and every boot would fail. Fix: pin a "
+                f"release for Python {python}"
+                + (f" (e.g. {newest!r})" if newest else "")
+                + ", or build on an AMI of your own (spec: fleet.ami.source id; NeuronFleet: "
+                "machine_image; NeuronAmiPipeline: parent_image)"
+            )
+        return problems
 
     def compiled_release(self, compiler: str) -> str | None:
         """The earliest matrix release whose neuronx-cc (else torch-neuronx) made `compiler`.

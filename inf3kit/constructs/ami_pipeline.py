@@ -155,7 +155,9 @@ class NeuronAmiPipeline(Construct):
         raise_if_problems("NeuronAmiPipeline", self, problems)
         if not Token.is_unresolved(build_instance_type):
             warn_if_provisional(self, catalog.get(build_instance_type))
-        check = matrix.check_release(_types(instance_types, build_instance_type), neuron_sdk)
+        check = matrix.check_release(
+            _types(instance_types, build_instance_type), neuron_sdk, on_dlami=parent_image is None
+        )
         for warning in check.warnings:
             Annotations.of(self).add_warning_v2(RELEASE_WARNING_ID, warning)
         assert check.version is not None  # _validate reported every way it can be None
@@ -388,7 +390,9 @@ def _validate(
     if neuron_sdk is not None and not _SEMVER.match(neuron_sdk):
         problems.append(f"neuron_sdk {neuron_sdk!r} is not a release number. Fix: e.g. '2.27.1'")
     elif not generation:
-        check = matrix.check_release(list(families.values()), neuron_sdk)
+        check = matrix.check_release(
+            list(families.values()), neuron_sdk, on_dlami=parent_image is None
+        )
         problems += check.problems
         if check.version is None and not check.problems:
             problems.append(

@@ -213,6 +213,7 @@ class NeuronFleet(FleetBase):
             if isinstance(instance_types, str)
             else [t for t in instance_types if not Token.is_unresolved(t)],
             neuron_sdk,
+            on_dlami=machine_image is None,
         )
         release = compatibility.release(release_check.version) if release_check.version else None
         requirements = (

@@ -131,7 +131,9 @@ class FleetSpec(StrictModel):
         """The runtime's torch-neuronx release; an LLM fleet's engine image brings its own."""
         if llm_from(info) is not None:
             return self
-        check = compatibility_from(info).check_release(self.instance_types, self.ami.neuron_sdk)
+        check = compatibility_from(info).check_release(
+            self.instance_types, self.ami.neuron_sdk, on_dlami=self.ami.source != "id"
+        )
         raise_problems(check.problems)
         return self
 

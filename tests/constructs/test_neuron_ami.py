@@ -491,9 +491,14 @@ def test_fails_when_the_pinned_release_is_too_old_for_inf3() -> None:
             neuron_packages={"aws-neuronx-dkms": "2.19.64.0", "neuron-tools": "1"},
         )
     assert str(info.value) == (
-        "NeuronAmiPipeline Pipeline: 2 problems\n"
+        "NeuronAmiPipeline Pipeline: 3 problems\n"
         "  - Neuron 2.21.0 does not support inf3 (it needs at least 2.27.0). Fix: pin a release "
         ">= 2.27.0, or drop inf3\n"
+        "  - Neuron 2.21.0 publishes its packages for Python 3.8, 3.9, 3.10, 3.11, but the "
+        "Neuron DLAMI's python3 is 3.12: pip would find no torch-neuronx for it and every boot "
+        "would fail. Fix: pin a release for Python 3.12 (e.g. '2.31.1'), or build on an AMI of "
+        "your own (spec: fleet.ami.source id; NeuronFleet: machine_image; NeuronAmiPipeline: "
+        "parent_image)\n"
         "  - neuron_packages 'neuron-tools' are not Neuron apt packages. Fix: pin aws-neuronx-* "
         "packages only (e.g. 'aws-neuronx-dkms')"
     )

@@ -16,6 +16,7 @@ from inf3kit import __version__
 from inf3kit.constructs import (
     NO_FALLBACK_WARNING_ID,
     PROVISIONAL_WARNING_ID,
+    FixedImage,
     NeuronFleet,
     RuntimeSettings,
     WarmPool,
@@ -963,3 +964,25 @@ def test_the_default_startup_timeout_is_the_estimate_for_the_bundle_and_ami() ->
     assert baked.startup_timeout.to_minutes() == 10
     given = _fleet(*_stack(cdk.App(), "Given"), startup_timeout=cdk.Duration.minutes(45))
     assert given.startup_timeout.to_minutes() == 45
+
+
+def test_fails_when_the_release_has_no_packages_for_the_dlamis_python() -> None:
+    """Neuron 2.26.1 publishes for Python 3.10 and 3.11; the Ubuntu 24.04 DLAMI's is 3.12."""
+    stack, vpc, bucket = _stack(cdk.App(), "OldPython")
+    with pytest.raises(ValueError) as info:
+        _fleet(stack, vpc, bucket, neuron_sdk="2.26.1")
+    assert str(info.value) == (
+        "NeuronFleet Fleet: 1 problem\n  - Neuron 2.26.1 publishes its packages for Python "
+        "3.10, 3.11, but the Neuron DLAMI's python3 is 3.12: pip would find no torch-neuronx for "
+        "it and every boot would fail. Fix: pin a release for Python 3.12 (e.g. '2.31.1'), or "
+        "build on an AMI of your own (spec: fleet.ami.source id; NeuronFleet: machine_image; "
+        "NeuronAmiPipeline: parent_image)"
+    )
+
+
+def test_an_ami_of_your_own_may_pin_a_release_for_another_python() -> None:
+    stack, vpc, bucket = _stack(cdk.App(), "OwnAmi")
+    fleet = _fleet(
+        stack, vpc, bucket, neuron_sdk="2.26.1", machine_image=FixedImage("ami-0123456789abcdef0")
+    )
+    assert fleet.neuron_sdk == "2.26.1"

@@ -129,6 +129,17 @@ def test_fails_when_fleet_lists_a_type_twice() -> None:
     ]
 
 
+def test_fails_when_the_pinned_release_has_no_packages_for_the_dlamis_python() -> None:
+    old = GOOD.replace("[inf3.xlarge, inf2.xlarge]", "[inf2.xlarge]\n  ami: {neuron_sdk: 2.26.1}")
+    [problem] = problems(old)
+    assert problem.startswith(
+        "fleet (line 7): Neuron 2.26.1 publishes its packages for Python 3.10, 3.11, but the "
+        "Neuron DLAMI's python3 is 3.12"
+    )
+    own = old.replace("{neuron_sdk: 2.26.1}", "{neuron_sdk: 2.26.1, source: id, id: ami-0abc1234}")
+    assert parse_spec(own).spec.fleet is not None
+
+
 def test_fails_when_file_is_empty() -> None:
     assert problems("") == [
         "<spec>: the file is empty. Fix: start from examples/demo.yaml or docs/spec.md"
