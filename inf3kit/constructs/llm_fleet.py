@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from typing import Unpack
 
 import jsii
-from aws_cdk import Annotations, Duration, Size, Token
+from aws_cdk import Annotations, Duration, Size
 from aws_cdk import aws_certificatemanager as acm
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_ec2 as ec2
@@ -22,7 +21,7 @@ from constructs import Construct
 
 from inf3kit.catalog import Catalog, Compatibility, load_catalog, load_compatibility
 from inf3kit.constructs.endpoint_base import MetricOptions
-from inf3kit.constructs.fleet_checks import group_problems, instance_type_problems
+from inf3kit.constructs.fleet_checks import group_problems
 from inf3kit.constructs.fleet_group import (
     acknowledge_findings,
     add_group,
@@ -41,6 +40,7 @@ from inf3kit.constructs.fleet_user_data import (
 from inf3kit.constructs.hardware_checks import waive_unlisted_types
 from inf3kit.constructs.kms_policies import allow_ebs_in_this_account, allow_log_group
 from inf3kit.constructs.llm_boot import BootPlan, boot_commands
+from inf3kit.constructs.llm_fleet_checks import llm_fleet_problems
 from inf3kit.constructs.llm_servers import (
     HEALTH_PATH,
     LLM_METRIC_NAMESPACE,
@@ -58,9 +58,8 @@ from inf3kit.constructs.runtime_install import RuntimeWheel, default_runtime_req
 from inf3kit.constructs.runtime_wheel import IndexInstall, resolve_runtime_wheel
 from inf3kit.constructs.validation import raise_if_problems
 from inf3kit.llm import LlmSettings, LlmWeights, ModelArchitecture
-from inf3kit.llm.fit import engine_cores, fit_problems
-from inf3kit.rules import llm_server_layout_problems, split_s3_uri
-from inf3kit.rules.weights import llm_weights_problems
+from inf3kit.llm.fit import engine_cores
+from inf3kit.rules import split_s3_uri
 
 DEFAULT_DRAIN_SECONDS = 120
 """An LLM fleet's drain: generations run far longer than a runtime request."""
@@ -70,11 +69,6 @@ update may pause."""
 VLLM_ENVIRONMENT_WARNING_ID = "inf3kit:vllmEnvironmentFamily"
 PLUGIN_DISTRIBUTION = "vllm-neuron"
 """What the DLAMI's vLLM environment carries: the vLLM Neuron plugin."""
-MANAGED_VARIABLES = frozenset(
-    {"NEURON_RT_VISIBLE_CORES", "INF3KIT_VLLM_PORT", "BASE_COMPILE_WORK_DIR", "HF_TOKEN"}
-)
-"""Per-server variables the boot sets (and the token it never hands to a server)."""
-_ENV_NAME = re.compile(r"^(NEURON|VLLM|XLA|HF|PROMETHEUS)_[A-Z0-9_]+$")
 
 
 @jsii.implements(ec2.IConnectable)
@@ -172,7 +166,7 @@ class LlmFleet(FleetBase):
         drain = drain or Duration.seconds(DEFAULT_DRAIN_SECONDS)
         startup_timeout = startup_timeout or Duration.minutes(DEFAULT_STARTUP_MINUTES)
         extra_environment = dict(extra_environment or {})
-        problems = _validate(
+        problems = llm_fleet_problems(
             instance_types=instance_types,
             weights=weights,
             settings=settings,
@@ -479,85 +473,3 @@ def _default_name(weights: LlmWeights) -> str:
         return weights.huggingface_id
     found = split_s3_uri(weights.s3_prefix or "")
     return found[1].rstrip("/").rsplit("/", 1)[-1] if found else "model"
-
-
-def _validate(
-    *,
-    instance_types: Sequence[str],
-    weights: LlmWeights,
-    settings: LlmSettings,
-    architecture: ModelArchitecture | None,
-    port: int,
-    extra_environment: Mapping[str, str],
-    waiting_requests_per_instance: int | None,
-    catalog: Catalog,
-    compatibility: Compatibility,
-) -> list[str]:
-    problems = instance_type_problems(instance_types, catalog, compatibility)
-    problems += llm_weights_problems(
-        s3=weights.s3_prefix,
-        huggingface=weights.huggingface_id,
-        revision=weights.revision,
-        token_secret=weights.token_secret,
-        compiled=weights.compiled_prefix,
-        prefix="weights.",
-    )
-    degree = settings.tensor_parallel
-    if not isinstance(degree, int) or degree < 1:
-        problems.append(
-            f"settings.tensor_parallel {degree!r} must be a whole number >= 1. Fix: give the "
-            "degree (the spec resolves `auto` with inf3kit.llm.fit before a construct sees it)"
-        )
-        return problems
-    for name, value in (
-        ("max_model_len", settings.max_model_len),
-        ("max_num_seqs", settings.max_num_seqs),
-    ):
-        if value < 1:
-            problems.append(f"settings.{name} {value} must be >= 1. Fix: e.g. 4096 and 8")
-    if not problems and not isinstance(instance_types, str):
-        problems += _layout_problems(instance_types, settings, architecture, port, catalog)
-    bad = sorted(k for k in extra_environment if k in MANAGED_VARIABLES or not _ENV_NAME.match(k))
-    if bad:
-        problems.append(
-            f"extra_environment keys {', '.join(map(repr, bad))} cannot be set. Fix: use "
-            "NEURON_*, VLLM_*, XLA_*, HF_* or PROMETHEUS_* variables other than "
-            f"{', '.join(sorted(MANAGED_VARIABLES))}, which each server gets from the boot"
-        )
-    if waiting_requests_per_instance is not None and waiting_requests_per_instance < 1:
-        problems.append(
-            f"waiting_requests_per_instance {waiting_requests_per_instance} must be >= 1. "
-            "Fix: e.g. 4, or None to turn queue scaling off"
-        )
-    return problems
-
-
-def _layout_problems(
-    instance_types: Sequence[str],
-    settings: LlmSettings,
-    architecture: ModelArchitecture | None,
-    port: int,
-    catalog: Catalog,
-) -> list[str]:
-    """The degree tiles every type into the same number of servers within the load balancer's
-    limit (the rule `inf3kit validate` applies too), the ports fit, and (given the
-    architecture) the model fits each type's group."""
-    cores = {
-        n: engine_cores(catalog.get(n)).count for n in instance_types if not Token.is_unresolved(n)
-    }
-    problems = [
-        f"settings.{p}" if p.startswith("tensor_parallel") else f"instance_types: {p}"
-        for p in llm_server_layout_problems(cores, settings.tensor_parallel)
-    ]
-    if architecture is not None:
-        for name in cores:
-            problems += [
-                f"instance_types: {p}"
-                for p in fit_problems(architecture, settings, name, catalog=catalog)
-            ]
-    most = max((n // settings.tensor_parallel for n in cores.values()), default=1)
-    if port + most - 1 > 65535:
-        problems.append(
-            f"port {port} leaves no room for {most} servers on consecutive ports. Fix: e.g. 8000"
-        )
-    return problems
