@@ -7,6 +7,7 @@ drawn from the watched construct's typed attribute, so the line is the value sca
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import cdk_monitoring_constructs as mc
@@ -35,24 +36,11 @@ def monitor_endpoint(
 ) -> None:
     """Traffic, errors, latency, the scaling signal and instance utilisation; 5xx and p99 alarms."""
     name = endpoint.endpoint_name
-    errors = cloudwatch.MathExpression(
-        expression="IF(invocations > 0, 100 * errors / invocations, 0)",
-        using_metrics={
-            "errors": endpoint.metric_invocation_5xx_errors(),
-            "invocations": endpoint.metric_invocations(),
-        },
-        label="5xx rate (%)",
-        period=PERIOD,
+    errors = _percent_of(
+        endpoint.metric_invocation_5xx_errors(), endpoint.metric_invocations(), "5xx rate (%)"
     )
-    latency = {
-        stat: cloudwatch.MathExpression(
-            expression=f"latency{stat} / 1000",  # ModelLatency is in microseconds
-            using_metrics={f"latency{stat}": endpoint.metric_model_latency(statistic=stat)},
-            label=f"ModelLatency {stat} (ms)",
-            period=PERIOD,
-        )
-        for stat in ("p50", "p99")
-    }
+    # ModelLatency is in microseconds
+    latency = _in_ms(endpoint.metric_model_latency, "ModelLatency", "/ 1000")
     facade.monitor_custom(
         alarm_friendly_name="Endpoint",
         human_readable_name=f"SageMaker endpoint {name}",
@@ -101,21 +89,9 @@ def monitor_fleet(
     """The load balancer's view, hosts, NeuronCores and the group; 5xx, p99 and host alarms."""
     requests = fleet.metric_requests(label="Requests")
     target_5xx = fleet.metric_http_5xx()
-    errors = cloudwatch.MathExpression(
-        expression="IF(requests > 0, 100 * errors / requests, 0)",
-        using_metrics={"errors": target_5xx, "requests": requests},
-        label="target 5xx rate (%)",
-        period=PERIOD,
-    )
-    response_ms = {
-        stat: cloudwatch.MathExpression(
-            expression=f"response{stat} * 1000",  # TargetResponseTime is in seconds
-            using_metrics={f"response{stat}": fleet.metric_target_response_time(statistic=stat)},
-            label=f"TargetResponseTime {stat} (ms)",
-            period=PERIOD,
-        )
-        for stat in ("p50", "p99")
-    }
+    errors = _percent_of(target_5xx, requests, "target 5xx rate (%)")
+    # TargetResponseTime is in seconds
+    response_ms = _in_ms(fleet.metric_target_response_time, "TargetResponseTime", "* 1000")
     grace = thresholds.unhealthy_hosts_grace
     grace_minutes = int(grace.to_minutes())
     facade.monitor_custom(
@@ -202,6 +178,33 @@ def monitor_fleet(
         alarm_friendly_name="FleetGroup",
         human_readable_name="EC2 fleet Auto Scaling group",
     )
+
+
+def _percent_of(
+    part: cloudwatch.IMetric, whole: cloudwatch.IMetric, label: str
+) -> cloudwatch.MathExpression:
+    """`part` as a percentage of `whole`, 0 when `whole` is 0 (no traffic is no error rate)."""
+    return cloudwatch.MathExpression(
+        expression="IF(whole > 0, 100 * part / whole, 0)",
+        using_metrics={"part": part, "whole": whole},
+        label=label,
+        period=PERIOD,
+    )
+
+
+def _in_ms(
+    metric: Callable[..., cloudwatch.Metric], name: str, to_ms: str
+) -> dict[str, cloudwatch.MathExpression]:
+    """p50 and p99 of `metric` in milliseconds (`to_ms`: the arithmetic from its unit)."""
+    return {
+        stat: cloudwatch.MathExpression(
+            expression=f"value{stat} {to_ms}",
+            using_metrics={f"value{stat}": metric(statistic=stat)},
+            label=f"{name} {stat} (ms)",
+            period=PERIOD,
+        )
+        for stat in ("p50", "p99")
+    }
 
 
 def _rate_group(

@@ -182,7 +182,7 @@ def test_endpoint_5xx_rate_alarm_pages_the_topic(both: tuple[ServiceMonitoring, 
     assert alarm["ComparisonOperator"] == "GreaterThanThreshold"
     assert (alarm["DatapointsToAlarm"], alarm["EvaluationPeriods"]) == (3, 5)
     assert alarm["TreatMissingData"] == "notBreaching"
-    assert alarm["Metrics"][0]["Expression"] == "IF(invocations > 0, 100 * errors / invocations, 0)"
+    assert alarm["Metrics"][0]["Expression"] == "IF(whole > 0, 100 * part / whole, 0)"
 
 
 def test_endpoint_p99_latency_alarm_is_in_milliseconds(
@@ -191,7 +191,7 @@ def test_endpoint_p99_latency_alarm_is_in_milliseconds(
     monitoring, template = both
     alarm = _alarm(template, "Ranker-Endpoint-LatencyP99-Critical")
     assert alarm["Threshold"] == 1000
-    assert alarm["Metrics"][0]["Expression"] == "latencyp99 / 1000"
+    assert alarm["Metrics"][0]["Expression"] == "valuep99 / 1000"
     stat = alarm["Metrics"][1]["MetricStat"]
     assert (stat["Metric"]["MetricName"], stat["Stat"]) == ("ModelLatency", "p99")
     assert alarm["AlarmDescription"] == (
@@ -214,10 +214,10 @@ def test_fleet_host_alarms(both: tuple[ServiceMonitoring, Template]) -> None:
 
 def test_fleet_rate_and_latency_alarms(both: tuple[ServiceMonitoring, Template]) -> None:
     rate = _alarm(both[1], "Ranker-Fleet-5xxRate-Critical")
-    assert rate["Metrics"][0]["Expression"] == "IF(requests > 0, 100 * errors / requests, 0)"
+    assert rate["Metrics"][0]["Expression"] == "IF(whole > 0, 100 * part / whole, 0)"
     latency = _alarm(both[1], "Ranker-Fleet-LatencyP99-Critical")
     assert latency["Threshold"] == 1000
-    assert latency["Metrics"][0]["Expression"] == "responsep99 * 1000"
+    assert latency["Metrics"][0]["Expression"] == "valuep99 * 1000"
 
 
 def test_monitoring_makes_exactly_the_on_call_alarms(
