@@ -140,7 +140,9 @@ def _server_unit(plan: BootPlan) -> str:
     exec_start = " ".join(
         [f"{VLLM_LINK}/bin/vllm", *(_systemd_word(a) for a in plan.vllm_arguments)]
     )
-    environment = "\n".join(f"Environment={k}={v}" for k, v in plan.environment.items())
+    environment = "\n".join(
+        f"Environment={_systemd_word(f'{k}={v}')}" for k, v in plan.environment.items()
+    )
     return f"""[Unit]
 Description=vLLM OpenAI-compatible server %i (inf3kit)
 Wants=network-online.target
@@ -187,8 +189,9 @@ WantedBy=multi-user.target"""
 
 
 def _systemd_word(value: str) -> str:
-    """One ExecStart argument: `${INF3KIT_VLLM_PORT}` stays a systemd variable reference; any
-    other word with a quote, space or special character is single-quoted for systemd."""
+    """One ExecStart argument or Environment= assignment: `${INF3KIT_VLLM_PORT}` stays a systemd
+    variable reference; any other word with a quote, space, `%` or other special character is
+    single-quoted (and `%` doubled) for systemd."""
     if value.startswith("${") or all(c.isalnum() or c in "-_./:=,@" for c in value):
         return value
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'").replace("%", "%%") + "'"

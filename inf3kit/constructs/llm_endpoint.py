@@ -52,6 +52,7 @@ from inf3kit.constructs.llm_container import (
 from inf3kit.constructs.validation import raise_if_problems
 from inf3kit.llm import LlmSettings, LlmWeights, ModelArchitecture
 from inf3kit.llm.fit import engine_cores, fit_problems
+from inf3kit.llm.settings import settings_problems
 from inf3kit.llm.startup import MAX_SECONDS, LoadEstimate, model_estimate, too_slow_to_start
 from inf3kit.rules import default_rollout_strategy, llm_weights_problems
 
@@ -329,14 +330,9 @@ def _llm_problems(
         prefix="weights.",
     )
     problems += weight_problems
-    settings_ok = True
-    for name in ("tensor_parallel", "max_model_len", "max_num_seqs"):
-        value = getattr(settings, name)
-        if value < 1:
-            settings_ok = False
-            problems.append(
-                f"settings.{name}: got {value}, must be >= 1. Fix: use a positive number"
-            )
+    settings_errors = settings_problems(settings)
+    problems += settings_errors
+    settings_ok = not settings_errors
     if settings.quantization is not None:
         problems.append(
             f"settings.quantization: got {settings.quantization!r}; the LMI container's "

@@ -11,6 +11,7 @@ from inf3kit.catalog import Catalog, Compatibility
 from inf3kit.constructs.fleet_checks import instance_type_problems
 from inf3kit.llm import LlmSettings, LlmWeights, ModelArchitecture
 from inf3kit.llm.fit import engine_cores, fit_problems
+from inf3kit.llm.settings import settings_problems
 from inf3kit.rules import llm_server_layout_problems
 from inf3kit.rules.weights import llm_weights_problems
 
@@ -42,19 +43,7 @@ def llm_fleet_problems(
         compiled=weights.compiled_prefix,
         prefix="weights.",
     )
-    degree = settings.tensor_parallel
-    if not isinstance(degree, int) or degree < 1:
-        problems.append(
-            f"settings.tensor_parallel {degree!r} must be a whole number >= 1. Fix: give the "
-            "degree (the spec resolves `auto` with inf3kit.llm.fit before a construct sees it)"
-        )
-        return problems
-    for name, value in (
-        ("max_model_len", settings.max_model_len),
-        ("max_num_seqs", settings.max_num_seqs),
-    ):
-        if value < 1:
-            problems.append(f"settings.{name} {value} must be >= 1. Fix: e.g. 4096 and 8")
+    problems += settings_problems(settings)
     if not problems and not isinstance(instance_types, str):
         problems += _layout_problems(instance_types, settings, architecture, port, catalog)
     bad = sorted(k for k in extra_environment if k in MANAGED_VARIABLES or not _ENV_NAME.match(k))
@@ -63,6 +52,12 @@ def llm_fleet_problems(
             f"extra_environment keys {', '.join(map(repr, bad))} cannot be set. Fix: use "
             "NEURON_*, VLLM_*, XLA_*, HF_* or PROMETHEUS_* variables other than "
             f"{', '.join(sorted(MANAGED_VARIABLES))}, which each server gets from the boot"
+        )
+    multiline = sorted(k for k, v in extra_environment.items() if "\n" in v or "\r" in v)
+    if multiline:
+        problems.append(
+            f"extra_environment values of {', '.join(map(repr, multiline))} hold a line break, "
+            "which would end the server's systemd unit line. Fix: one line per value"
         )
     if waiting_requests_per_instance is not None and waiting_requests_per_instance < 1:
         problems.append(

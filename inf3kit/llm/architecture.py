@@ -72,7 +72,13 @@ def architecture_from_config(config: dict[str, Any], *, where: str) -> ModelArch
     """The shape stated by a parsed config.json; raises ArchitectureError naming `where`."""
     missing = [k for k in REQUIRED_KEYS if k not in config]
     if "text_config" in config and missing:
-        return architecture_from_config(config["text_config"], where=f"{where} (text_config)")
+        text = config["text_config"]
+        if not isinstance(text, dict):
+            raise ArchitectureError(
+                f"{where}: text_config is {type(text).__name__}, not a JSON object. Fix: use the "
+                "model's own config.json, or give the shape inline under `llm.architecture`"
+            )
+        return architecture_from_config(text, where=f"{where} (text_config)")
     if missing:
         raise ArchitectureError(
             f"{where} lacks {', '.join(missing)}. Fix: use the config.json of a decoder-only "

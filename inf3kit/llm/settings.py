@@ -7,7 +7,7 @@ them as props, and the fit check (`inf3kit.llm.fit`) reads them.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 Dtype = Literal["bfloat16", "float16"]
 Quantization = Literal["int8", "fp8"]
@@ -66,3 +66,27 @@ class LlmSettings:
     max_num_seqs: int
     dtype: Dtype = "bfloat16"
     quantization: Quantization | None = None
+
+
+def settings_problems(settings: LlmSettings) -> list[str]:
+    """What a construct refuses in `settings` before any sizing: the spec has checked the same
+    values, but a construct library user passes them directly."""
+    problems = []
+    for name in ("tensor_parallel", "max_model_len", "max_num_seqs"):
+        value = getattr(settings, name)
+        if type(value) is not int or value < 1:
+            problems.append(
+                f"settings.{name}: got {value!r}, must be a whole number >= 1. Fix: e.g. 2, "
+                "4096 and 8 (the spec resolves tensor_parallel `auto` with inf3kit.llm.fit "
+                "before a construct sees it)"
+            )
+    if settings.dtype not in get_args(Dtype):
+        problems.append(
+            f"settings.dtype: got {settings.dtype!r}. Fix: one of {', '.join(get_args(Dtype))}"
+        )
+    if settings.quantization is not None and settings.quantization not in get_args(Quantization):
+        problems.append(
+            f"settings.quantization: got {settings.quantization!r}. Fix: one of "
+            f"{', '.join(get_args(Quantization))}, or None"
+        )
+    return problems

@@ -22,6 +22,7 @@ from rich.table import Table
 from rich.text import Text
 
 from inf3kit.catalog import SAGEMAKER_PREFIX
+from inf3kit.llm.fit import engine_cores
 from inf3kit.llm.settings import ModelArchitecture
 from inf3kit.plan.profile import ProfileError
 from inf3kit.spec import LoadedSpec
@@ -90,9 +91,9 @@ def read_llm_profile(path: Path) -> Figure:
     """A measured throughput file: JSON with kind `llm-throughput`, the instance type, output
     tokens per second of the whole instance, and how it was measured (`source`)."""
     try:
-        raw: Any = json.loads(path.read_text())
+        raw: Any = json.loads(path.read_text(encoding="utf-8"))
         return _Measured.model_validate(raw)
-    except (OSError, json.JSONDecodeError, ValidationError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, ValidationError) as exc:
         raise ProfileError(
             f"{path} is not an LLM throughput file ({exc}). Fix: write JSON with kind "
             f'"{LLM_PROFILE_KIND}", model, instance_type, output_tokens_per_second and source '
@@ -155,11 +156,15 @@ def llm_plan(
     types = ([spec.endpoint.instance_type] if spec.endpoint else []) + (
         list(spec.fleet.instance_types) if spec.fleet else []
     )
+    # one degree per place, as the stacks resolve it: the endpoint's type, all fleet types
+    services = {t: loaded.llm_service(t) for t in types[:1] if spec.endpoint}
+    if spec.fleet:
+        fleet_service = loaded.llm_service(*spec.fleet.instance_types)
+        services |= {t: fleet_service for t in spec.fleet.instance_types}
     rows = []
     for name in types:
-        arch, _, settings = loaded.llm_service(name)
-        cores = loaded.catalog.get(name).neuron_cores
-        lnc = loaded.catalog.get(name).logical_neuroncore_config
+        arch, _, settings = services[name]
+        cores = engine_cores(loaded.catalog.get(name)).count
         found = figure_for(arch, name, measured)
         price = loaded.catalog.price(name, region)
         why = None
@@ -174,7 +179,7 @@ def llm_plan(
             LlmRow(
                 instance_type=name,
                 tensor_parallel=settings.tensor_parallel,
-                replicas_per_instance=cores // lnc // settings.tensor_parallel,
+                replicas_per_instance=cores // settings.tensor_parallel,
                 figure=found[0] if found else None,
                 basis=found[1] if found else "none",
                 usd_per_hour=price.usd_per_hour,

@@ -25,6 +25,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from boto3.exceptions import S3UploadFailedError
+from botocore.exceptions import BotoCoreError, ClientError
+
 MANIFEST = "inf3kit-compiled.json"
 """Written next to the artefacts: the degree and shapes they were compiled for."""
 VLLM_ENVIRONMENT = "/opt/aws_neuronx_venv_pytorch_inference_vllm_*"
@@ -178,7 +181,14 @@ def upload(artefacts: Path, output: str, client: Any) -> int:
     files = sorted(p for p in artefacts.rglob("*") if p.is_file())
     for path in files:
         key = match["key"] + path.relative_to(artefacts).as_posix()
-        client.upload_file(str(path), match["bucket"], key)
+        try:
+            client.upload_file(str(path), match["bucket"], key)
+        except (BotoCoreError, ClientError, S3UploadFailedError) as exc:
+            raise CompileError(
+                f"uploading {path} to s3://{match['bucket']}/{key} failed ({exc}). The compiled "
+                f"artefacts stay in {artefacts}. Fix: give this host s3:PutObject on the prefix "
+                "(and AWS credentials), then upload that folder with `aws s3 sync`"
+            ) from None
     return len(files)
 
 
@@ -217,7 +227,13 @@ def compile_and_upload(
     require_neuron_device(dev)
     vllm = find_vllm(vllm_environment)
     artefacts = work_dir / "artefacts"
-    artefacts.mkdir(parents=True, exist_ok=True)
+    try:
+        artefacts.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CompileError(
+            f"cannot create {artefacts} ({exc.strerror}). Fix: run as root, or pass a writable "
+            "--work-dir"
+        ) from None
     argv, env = compile_command(request, vllm, artefacts)
     done = run(argv, env={**os.environ, **env}, text=True)
     if done.returncode != 0:

@@ -138,6 +138,28 @@ class FleetSpec(StrictModel):
         return self
 
     @model_validator(mode="after")
+    def _what_an_llm_fleet_offers(self, info: ValidationInfo) -> FleetSpec:
+        """LlmFleet has no Spot share or warm pool, and a baked image carries no vLLM."""
+        if llm_from(info) is None:
+            return self
+        found = []
+        if self.warm_pool is not None:
+            found.append(
+                "warm_pool (pre-compiled artefacts, `model.weights.compiled`, shorten scale-out)"
+            )
+        if self.spot_percent:
+            found.append("spot_percent (use on-demand capacity)")
+        if self.ami.source == "pipeline":
+            found.append("ami.source pipeline (its image has no vLLM; use dlami or an id)")
+        if found:
+            raise ValueError(
+                "an LLM fleet (model.engine vllm) does not support "
+                + "; ".join(found)
+                + ". Fix: remove them"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _warm_pool_allowed(self) -> FleetSpec:
         if self.warm_pool is None:
             return self

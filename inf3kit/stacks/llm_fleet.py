@@ -22,9 +22,6 @@ def add_llm_fleet(stack: ServiceStack, fleet: FleetSpec) -> LlmFleet:
     drain and startup defaults of a runtime fleet (30 s, 20 min) are too short for LLM
     generations and loads, so the construct's (120 s, 60 min) apply unless the spec sets them.
     """
-    unsupported = _unsupported(fleet)
-    if unsupported:
-        raise ValueError(unsupported)
     service = stack.loaded.llm_service(*fleet.instance_types)
     given = fleet.model_fields_set
     llm_fleet = LlmFleet(
@@ -43,23 +40,3 @@ def add_llm_fleet(stack: ServiceStack, fleet: FleetSpec) -> LlmFleet:
         stack, llm_fleet, "base URL of the fleet's OpenAI-compatible API (/v1/chat/completions)"
     )
     return llm_fleet
-
-
-def _unsupported(fleet: FleetSpec) -> str | None:
-    """What an LLM fleet does not offer yet, with the alternative."""
-    found = []
-    if fleet.warm_pool is not None:
-        found.append(
-            "warm_pool (pre-compiled artefacts, `model.weights.compiled`, shorten scale-out)"
-        )
-    if fleet.spot_percent:
-        found.append("spot_percent (use on-demand capacity)")
-    if fleet.ami.source == "pipeline":
-        found.append("ami.source pipeline (its image has no vLLM; use dlami or an id)")
-    if not found:
-        return None
-    return (
-        "fleet: an LLM fleet (model.engine vllm) does not support "
-        + "; ".join(found)
-        + ". Fix: remove them"
-    )

@@ -470,12 +470,19 @@ def test_fails_when_the_image_does_not_support_the_family() -> None:
     ]
 
 
+def test_fails_when_tensor_parallel_is_still_auto() -> None:
+    [problem] = problems(settings=LlmSettings("auto", 4096, 4))  # type: ignore[arg-type]
+    assert problem.startswith("settings.tensor_parallel: got 'auto', must be a whole number")
+
+
 def test_fails_when_a_setting_or_the_target_is_not_positive() -> None:
     assert problems(
         settings=LlmSettings(tensor_parallel=2, max_model_len=0, max_num_seqs=8),
         scaling=ConcurrencyScaling(concurrent_requests_per_model=-1),
     ) == [
-        "settings.max_model_len: got 0, must be >= 1. Fix: use a positive number",
+        "settings.max_model_len: got 0, must be a whole number >= 1. Fix: e.g. 2, 4096 and 8 "
+        "(the spec resolves tensor_parallel `auto` with inf3kit.llm.fit before a construct "
+        "sees it)",
         "scaling.concurrent_requests_per_model: got -1, must be >= 1. Fix: use the requests one "
         "instance serves at once at your latency target",
     ]

@@ -265,7 +265,9 @@ def test_fails_when_weights_settings_and_environment_are_wrong() -> None:
         "  - weights.revision is required with weights.huggingface: an unpinned model changes "
         "under a running service. Fix: add `revision:` with the commit (40 hex digits) from "
         "the model page's 'Files and versions' history\n"
-        "  - settings.max_model_len 0 must be >= 1. Fix: e.g. 4096 and 8\n"
+        "  - settings.max_model_len: got 0, must be a whole number >= 1. Fix: e.g. 2, 4096 and "
+        "8 (the spec resolves tensor_parallel `auto` with inf3kit.llm.fit before a construct "
+        "sees it)\n"
         "  - extra_environment keys 'NEURON_RT_VISIBLE_CORES', 'PATH' cannot be set. Fix: use "
         "NEURON_*, VLLM_*, XLA_*, HF_* or PROMETHEUS_* variables other than "
         "BASE_COMPILE_WORK_DIR, HF_TOKEN, INF3KIT_VLLM_PORT, NEURON_RT_VISIBLE_CORES, which "
@@ -275,13 +277,14 @@ def test_fails_when_weights_settings_and_environment_are_wrong() -> None:
     )
 
 
-def test_fails_when_tensor_parallel_is_still_auto() -> None:
+def test_fails_when_tensor_parallel_is_still_auto() -> None:  # LlmEndpoint: the same check
     assert _fails(
         settings=LlmSettings(tensor_parallel="auto", max_model_len=8192, max_num_seqs=8)  # type: ignore[arg-type]
     ) == (
         "LlmFleet Fleet: 1 problem\n"
-        "  - settings.tensor_parallel 'auto' must be a whole number >= 1. Fix: give the degree "
-        "(the spec resolves `auto` with inf3kit.llm.fit before a construct sees it)"
+        "  - settings.tensor_parallel: got 'auto', must be a whole number >= 1. Fix: e.g. 2, "
+        "4096 and 8 (the spec resolves tensor_parallel `auto` with inf3kit.llm.fit before a "
+        "construct sees it)"
     )
 
 

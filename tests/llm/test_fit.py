@@ -218,3 +218,15 @@ def test_a_fleet_degree_leaves_the_same_number_of_groups_on_every_type() -> None
         choose_tensor_parallel(small, SETTINGS, types, catalog=CATALOG, max_groups_per_instance=5)
         is None
     )
+
+
+def test_construct_settings_refuse_auto_a_bad_dtype_and_quantization() -> None:
+    from inf3kit.llm.settings import settings_problems
+
+    bad = LlmSettings("auto", 4096, 4, dtype="fp16", quantization="int4")  # type: ignore[arg-type]
+    assert [p.split(":")[0] for p in settings_problems(bad)] == [
+        "settings.tensor_parallel",
+        "settings.dtype",
+        "settings.quantization",
+    ]
+    assert settings_problems(LlmSettings(2, 4096, 4)) == []

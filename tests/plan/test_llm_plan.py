@@ -81,6 +81,13 @@ def test_fails_when_the_throughput_file_is_not_one(tmp_path: Path) -> None:
         read_llm_profile(bad)
 
 
+def test_fails_when_the_throughput_file_is_not_utf8(tmp_path: Path) -> None:
+    bad = tmp_path / "utf16.json"
+    bad.write_bytes(b"\xff\xfe{\x00}\x00")
+    with pytest.raises(ProfileError, match=r"is not an LLM throughput file"):
+        read_llm_profile(bad)
+
+
 def test_the_cli_prints_the_figure_its_source_and_why_a_row_has_no_cost(
     priced_fleet: Path,
 ) -> None:

@@ -227,3 +227,17 @@ def test_command_refuses_to_compile_on_this_host_without_a_device(tmp_path: Path
     )
     assert result.exit_code == 1
     assert "no Neuron device (/dev/neuron*) on this host" in " ".join(result.output.split())
+
+
+def test_fails_with_the_kept_artefacts_when_the_upload_is_refused(host: Path, s3: Any) -> None:
+    missing_bucket = _request(output="s3://no-such-bucket/llama-8b/")
+    with pytest.raises(CompileError) as info:
+        _compile(host, s3, missing_bucket)
+    assert "failed (" in str(info.value)
+    assert f"The compiled artefacts stay in {host / 'work' / 'artefacts'}" in str(info.value)
+
+
+def test_fails_clearly_when_the_work_folder_cannot_be_made(host: Path, s3: Any) -> None:
+    (host / "work").write_text("a file where the folder should be")
+    with pytest.raises(CompileError, match=r"^cannot create .*artefacts .*--work-dir$"):
+        _compile(host, s3)

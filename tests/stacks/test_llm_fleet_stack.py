@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import json
 
-import aws_cdk as cdk
 import pytest
 
 from inf3kit.spec import SpecError, parse_spec
-from inf3kit.stacks import ServiceStack, SynthResult
+from inf3kit.stacks import SynthResult
 
 LLAMA_70B_SHAPE = (
     "  architecture: {hidden_size: 8192, num_hidden_layers: 80, num_attention_heads: 64,\n"
@@ -56,11 +55,12 @@ def test_fails_when_a_fixed_degree_makes_more_servers_than_the_load_balancer_rea
 
 
 def test_fails_when_the_fleet_asks_for_what_an_llm_fleet_does_not_offer() -> None:
-    loaded = parse_spec(_spec("  spot_percent: 50\n  ami: {source: pipeline}\n"))
-    with pytest.raises(ValueError) as caught:
-        ServiceStack(cdk.App(), "llm", loaded=loaded)
-    assert str(caught.value) == (
-        "fleet: an LLM fleet (model.engine vllm) does not support spot_percent (use on-demand "
+    """Refused at validate, with the line, not first at synthesis."""
+    with pytest.raises(SpecError) as caught:
+        parse_spec(_spec("  spot_percent: 50\n  ami: {source: pipeline}\n"))
+    [problem] = caught.value.problems
+    assert str(problem).endswith(
+        "an LLM fleet (model.engine vllm) does not support spot_percent (use on-demand "
         "capacity); ami.source pipeline (its image has no vLLM; use dlami or an id). Fix: "
         "remove them"
     )
