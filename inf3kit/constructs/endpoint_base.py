@@ -28,6 +28,11 @@ class MetricOptions(TypedDict, total=False):
     label: str
 
 
+MetricOrExpression = cloudwatch.Metric | cloudwatch.MathExpression
+"""What a `metric_*` method returns when it may combine several metrics (a fleet's host counts
+over every server's target group)."""
+
+
 class EndpointBase(Construct):
     """A SageMaker endpoint's variant `AllTraffic`, by name: grants and metrics."""
 

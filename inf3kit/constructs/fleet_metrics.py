@@ -13,7 +13,11 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from inf3kit.constructs.endpoint_base import DEFAULT_METRIC_PERIOD, MetricOptions
+from inf3kit.constructs.endpoint_base import (
+    DEFAULT_METRIC_PERIOD,
+    MetricOptions,
+    MetricOrExpression,
+)
 from inf3kit.constructs.fleet_load_balancer import FleetLoadBalancer
 
 NEURON_METRIC_NAMESPACE = "Inf3kit/Neuron"
@@ -78,11 +82,11 @@ class FleetBase(Construct):
         """Time from the load balancer sending a request to the runtime answering (p99)."""
         return self.target_group.metrics.target_response_time(**metric_defaults("p99", options))
 
-    def metric_healthy_hosts(self, **options: Unpack[MetricOptions]) -> cloudwatch.Metric:
+    def metric_healthy_hosts(self, **options: Unpack[MetricOptions]) -> MetricOrExpression:
         """Instances passing the readiness check (minimum per minute)."""
         return self.target_group.metrics.healthy_host_count(**metric_defaults("Minimum", options))
 
-    def metric_unhealthy_hosts(self, **options: Unpack[MetricOptions]) -> cloudwatch.Metric:
+    def metric_unhealthy_hosts(self, **options: Unpack[MetricOptions]) -> MetricOrExpression:
         """Instances failing the readiness check (maximum per minute)."""
         return self.target_group.metrics.unhealthy_host_count(**metric_defaults("Maximum", options))
 

@@ -20,7 +20,7 @@ from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from inf3kit.catalog import Catalog, Compatibility, load_catalog, load_compatibility
-from inf3kit.constructs.endpoint_base import MetricOptions
+from inf3kit.constructs.endpoint_base import MetricOptions, MetricOrExpression
 from inf3kit.constructs.fleet_checks import group_problems
 from inf3kit.constructs.fleet_group import (
     acknowledge_findings,
@@ -285,6 +285,35 @@ class LlmFleet(FleetBase):
             dimensions_map={"AutoScalingGroupName": self.group.auto_scaling_group_name},
             unit=cloudwatch.Unit.COUNT,
             **metric_defaults("Average", options),
+        )
+
+    def metric_healthy_hosts(self, **options: Unpack[MetricOptions]) -> MetricOrExpression:
+        """Instances every server of which passes its health check: the fewest healthy targets
+        of any server's target group (minimum per minute), so one dead server per instance
+        shows, not only server 0's."""
+        return self._across_servers("MIN", "healthy_host_count", "Minimum", options)
+
+    def metric_unhealthy_hosts(self, **options: Unpack[MetricOptions]) -> MetricOrExpression:
+        """The most unhealthy targets of any server's target group (maximum per minute)."""
+        return self._across_servers("MAX", "unhealthy_host_count", "Maximum", options)
+
+    def _across_servers(
+        self, function: str, metric: str, statistic: str, options: MetricOptions
+    ) -> cloudwatch.MathExpression:
+        """`function` over one target-group metric per server port, per timestamp (CloudWatch
+        metric math: MIN/MAX of an array of time series is one time series). The ids name the
+        metric (healthy0, unhealthy0...), since one dashboard graph shows both."""
+        settings = metric_defaults(statistic, options)
+        label = settings.pop("label", None)
+        metrics: dict[str, cloudwatch.IMetric] = {
+            f"{metric.split('_')[0]}{i}": getattr(group.metrics, metric)(**settings)
+            for i, group in enumerate(self.target_groups)
+        }
+        return cloudwatch.MathExpression(
+            expression=f"{function}([{', '.join(metrics)}])",
+            using_metrics=metrics,
+            label=label,
+            period=settings["period"],
         )
 
     def metric_requests(self, **options: Unpack[MetricOptions]) -> cloudwatch.Metric:

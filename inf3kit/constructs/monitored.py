@@ -12,7 +12,7 @@ from typing import Protocol, Unpack
 from aws_cdk import aws_autoscaling as autoscaling
 from aws_cdk import aws_cloudwatch as cloudwatch
 
-from inf3kit.constructs.endpoint_base import MetricOptions
+from inf3kit.constructs.endpoint_base import MetricOptions, MetricOrExpression
 
 
 class MonitoredEndpoint(Protocol):
@@ -72,8 +72,8 @@ class MonitoredFleet(Protocol):
     def metric_target_response_time(
         self, **options: Unpack[MetricOptions]
     ) -> cloudwatch.Metric: ...
-    def metric_healthy_hosts(self, **options: Unpack[MetricOptions]) -> cloudwatch.Metric: ...
-    def metric_unhealthy_hosts(self, **options: Unpack[MetricOptions]) -> cloudwatch.Metric: ...
+    def metric_healthy_hosts(self, **options: Unpack[MetricOptions]) -> MetricOrExpression: ...
+    def metric_unhealthy_hosts(self, **options: Unpack[MetricOptions]) -> MetricOrExpression: ...
     def metric_neuroncore_utilization(
         self, **options: Unpack[MetricOptions]
     ) -> cloudwatch.Metric: ...

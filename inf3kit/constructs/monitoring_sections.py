@@ -133,7 +133,7 @@ def monitor_fleet(
                 metrics=[
                     mc.CustomMetricWithAlarm(
                         alarm_friendly_name="NoHealthyHosts",
-                        metric=fleet.metric_healthy_hosts().with_(label="healthy"),
+                        metric=fleet.metric_healthy_hosts(label="healthy"),
                         add_alarm={
                             "Critical": mc.CustomThreshold(
                                 threshold=1,
@@ -149,7 +149,7 @@ def monitor_fleet(
                     ),
                     mc.CustomMetricWithAlarm(
                         alarm_friendly_name="UnhealthyHosts",
-                        metric=fleet.metric_unhealthy_hosts().with_(label="unhealthy"),
+                        metric=fleet.metric_unhealthy_hosts(label="unhealthy"),
                         add_alarm={
                             "Warning": mc.CustomThreshold(
                                 threshold=1,

@@ -306,3 +306,27 @@ def test_warns_when_the_dlamis_vllm_plugin_does_not_serve_the_family() -> None:
         for w in Annotations.from_stack(trn2).find_warning("*", Match.any_value())
         if "vLLM Neuron plugin" in str(w.entry.data)
     ]
+
+
+def test_host_alarms_watch_every_servers_target_group(built: tuple[LlmFleet, Template]) -> None:
+    """Four servers per trn2.48xlarge: a dead server 3 must alarm, not only server 0."""
+    fleet, template = built
+    alarms = template.find_resources("AWS::CloudWatch::Alarm")
+    expressions = {
+        name: [m["Expression"] for m in a["Properties"].get("Metrics", []) if "Expression" in m]
+        for name, a in alarms.items()
+        if "healthyhosts" in name.lower()
+    }
+    assert sorted(expressions.values()) == [
+        ["MAX([unhealthy0, unhealthy1, unhealthy2, unhealthy3])"],
+        ["MIN([healthy0, healthy1, healthy2, healthy3])"],
+    ]
+    [healthy] = [n for n in alarms if "NoHealthyHosts" in n]
+    groups = {
+        d["Value"]["Fn::GetAtt"][0]
+        for m in alarms[healthy]["Properties"]["Metrics"]
+        if "MetricStat" in m
+        for d in m["MetricStat"]["Metric"]["Dimensions"]
+        if d["Name"] == "TargetGroup"
+    }
+    assert len(groups) == len(fleet.target_groups) == 4
